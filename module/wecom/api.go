@@ -1,0 +1,200 @@
+package wecom
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"strconv"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+const (
+	endpointToken   = "gettoken"
+	endpointSession = "jscode2session"
+	endpointUser    = "user/get"
+
+	// maxCodeLen and maxUserIDLen reject absurd input before it becomes a
+	// URL; real codes are ~32 bytes and userids at most 64.
+	maxCodeLen   = 512
+	maxUserIDLen = 256
+)
+
+// Corp is one corp's credentials for the app the mini program is
+// associated with. It prints, logs and marshals without its Secret.
+type Corp struct {
+	ID     string
+	Secret string `json:"-"`
+}
+
+func (c Corp) String() string { return "wecom.Corp{ID:" + strconv.Quote(c.ID) + "}" }
+
+// Format makes every fmt verb (%v, %+v, %#v, %s, %d, …) print String: the
+// default struct formatting would show the Secret.
+func (c Corp) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, c.String()) }
+
+// MarshalLogObject keeps zap.Any and zap.Object from reflecting the Secret.
+func (c Corp) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	enc.AddString("id", c.ID)
+	return nil
+}
+
+// Session is jscode2session's answer. CorpID is the user's own corp, which
+// differs from the corp asked when the code belongs to another corp (the
+// UserID is then an opaque id useless for GetUser): the caller compares.
+type Session struct {
+	CorpID     string
+	UserID     string
+	DeviceID   string
+	SessionKey string `json:"-"` // WeCom's session secret: never log it, never hand it on
+}
+
+func (s Session) String() string {
+	return "wecom.Session{CorpID:" + strconv.Quote(s.CorpID) + " UserID:" + strconv.Quote(s.UserID) +
+		" DeviceID:" + strconv.Quote(s.DeviceID) + "}"
+}
+
+// Format keeps SessionKey out of every fmt verb.
+func (s Session) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, s.String()) }
+
+// MarshalLogObject keeps SessionKey out of zap.Any and zap.Object.
+func (s Session) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	enc.AddString("corpid", s.CorpID)
+	enc.AddString("userid", s.UserID)
+	enc.AddString("deviceid", s.DeviceID)
+	return nil
+}
+
+// User is the part of user/get's answer the gateway uses. Status is 1
+// active, 2 disabled, 4 not activated, 5 left.
+type User struct {
+	UserID         string
+	Name           string
+	Department     []int64
+	MainDepartment int64
+	Status         int
+	Position       string
+}
+
+// CodeToSession exchanges a wx.qy.login code for the user's identity.
+func (c *Client) CodeToSession(ctx context.Context, corp Corp, code string) (Session, error) {
+	if err := checkCorp(endpointSession, corp); err != nil {
+		return Session{}, err
+	}
+	if code == "" || len(code) > maxCodeLen {
+		return Session{}, invalidArg(endpointSession, corp.ID, KindInvalidCode, "empty or oversized code")
+	}
+	var s Session
+	err := c.withToken(ctx, endpointSession, corp, func(tok string) error {
+		a, err := call[sessionAnswer](ctx, c, &request{
+			endpoint: endpointSession,
+			path:     "/cgi-bin/miniprogram/jscode2session",
+			corpID:   corp.ID,
+			query:    url.Values{"access_token": {tok}, "js_code": {code}, "grant_type": {"authorization_code"}},
+			secrets:  []string{tok, code, corp.Secret},
+		})
+		if err == nil {
+			s = Session{CorpID: a.CorpID, UserID: a.UserID, DeviceID: a.DeviceID, SessionKey: a.SessionKey}
+		}
+		return err
+	})
+	return s, err
+}
+
+// GetUser reads a member of corp. A user outside the app's visible range
+// or unknown fails with KindUserNotAllowed.
+func (c *Client) GetUser(ctx context.Context, corp Corp, userID string) (User, error) {
+	if err := checkCorp(endpointUser, corp); err != nil {
+		return User{}, err
+	}
+	if userID == "" || len(userID) > maxUserIDLen {
+		return User{}, invalidArg(endpointUser, corp.ID, KindDefinitive, "empty or oversized userid")
+	}
+	var u User
+	err := c.withToken(ctx, endpointUser, corp, func(tok string) error {
+		a, err := call[userAnswer](ctx, c, &request{
+			endpoint: endpointUser,
+			path:     "/cgi-bin/user/get",
+			corpID:   corp.ID,
+			query:    url.Values{"access_token": {tok}, "userid": {userID}},
+			secrets:  []string{tok, corp.Secret},
+		})
+		if err == nil {
+			u = User{UserID: a.UserID, Name: a.Name, Department: a.Department,
+				MainDepartment: a.MainDepartment, Status: a.Status, Position: a.Position}
+		}
+		return err
+	})
+	return u, err
+}
+
+// withToken runs do with corp's token. When WeCom rejects the token it is
+// dropped (if still cached), fetched anew through the single flight and do
+// runs once more. A second rejection is returned as KindTransient: WeCom
+// just issued that token, so the fault is on its side and likely brief,
+// the login code was not consumed by a rejected call, and a 503 lets the
+// client retry where a definitive error would make it give up.
+func (c *Client) withToken(ctx context.Context, endpoint string, corp Corp, do func(tok string) error) error {
+	k := c.keyOf(corp)
+	for retried := false; ; retried = true {
+		tok, err := c.token(ctx, corp, k)
+		if err != nil {
+			return err
+		}
+		err = do(tok)
+		var e *Error
+		if !errors.As(err, &e) || e.Kind != KindTokenInvalid {
+			return err
+		}
+		dropped := c.tokens.invalidate(k, tok)
+		if retried {
+			e.Kind = KindTransient
+			return err
+		}
+		c.log.Debug("wecom access token rejected; refreshing",
+			zap.String("endpoint", endpoint), zap.String("corp_id", corp.ID),
+			zap.Int("errcode", e.Errcode), zap.Bool("dropped", dropped))
+	}
+}
+
+func checkCorp(endpoint string, corp Corp) error {
+	if corp.ID == "" || corp.Secret == "" {
+		return invalidArg(endpoint, corp.ID, KindDefinitive, "corp id and secret are required")
+	}
+	return nil
+}
+
+type sessionAnswer struct {
+	apiStatus
+	CorpID     string `json:"corpid"`
+	UserID     string `json:"userid"`
+	SessionKey string `json:"session_key"`
+	DeviceID   string `json:"deviceid"`
+}
+
+func (a *sessionAnswer) check() error {
+	if a.CorpID == "" || a.UserID == "" {
+		return errors.New("no corpid or userid")
+	}
+	return nil
+}
+
+type userAnswer struct {
+	apiStatus
+	UserID         string  `json:"userid"`
+	Name           string  `json:"name"`
+	Department     []int64 `json:"department"`
+	MainDepartment int64   `json:"main_department"`
+	Status         int     `json:"status"`
+	Position       string  `json:"position"`
+}
+
+func (a *userAnswer) check() error {
+	if a.UserID == "" {
+		return errors.New("no userid")
+	}
+	return nil
+}

@@ -1,0 +1,237 @@
+package wecom_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wecomgate/wecomgate/module/wecom"
+	"github.com/wecomgate/wecomgate/module/wecomsim"
+)
+
+func TestCodeToSessionAndGetUser(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	s, err := e.c.CodeToSession(ctx, e.corp, e.mint(t, "main", "alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.CorpID != e.corp.ID || s.UserID != "alice" || s.SessionKey == "" {
+		t.Fatalf("session = %v (has key: %v)", s, s.SessionKey != "")
+	}
+	u, err := e.c.GetUser(ctx, e.corp, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := wecom.User{UserID: "alice", Name: "Alice", Department: []int64{2, 3}, MainDepartment: 2, Status: 1}
+	if u.UserID != want.UserID || u.Name != want.Name || !slices.Equal(u.Department, want.Department) ||
+		u.MainDepartment != want.MainDepartment || u.Status != want.Status {
+		t.Fatalf("user = %+v, want %+v", u, want)
+	}
+}
+
+func TestInvalidCode(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	code := e.mint(t, "main", "alice")
+	if _, err := e.c.CodeToSession(ctx, e.corp, code); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.c.CodeToSession(ctx, e.corp, code) // spent
+	if ee := asError(t, err); ee.Kind != wecom.KindInvalidCode || ee.Errcode != 40029 {
+		t.Fatalf("reused code: %v (kind %v), want invalid_code 40029", err, ee.Kind)
+	}
+	if got := e.count(wecomsim.EndpointJSCode2Session); got != 2 {
+		t.Fatalf("jscode2session called %d times, want 2: 40029 is not retried", got)
+	}
+	before := e.count(wecomsim.EndpointJSCode2Session)
+	if _, err := e.c.CodeToSession(ctx, e.corp, ""); wecom.KindOf(err) != wecom.KindInvalidCode {
+		t.Fatalf("empty code: %v", err)
+	}
+	if e.count(wecomsim.EndpointJSCode2Session) != before {
+		t.Fatal("an empty code was sent to WeCom")
+	}
+}
+
+func TestUserNotAllowed(t *testing.T) {
+	e := newEnv(t)
+	for user, errcode := range map[string]int{"hidden": 60011, "nobody": 60111} {
+		_, err := e.c.GetUser(context.Background(), e.corp, user)
+		if ee := asError(t, err); ee.Kind != wecom.KindUserNotAllowed || ee.Errcode != errcode {
+			t.Fatalf("%s: %v (kind %v), want user_not_allowed %d", user, err, ee.Kind, errcode)
+		}
+	}
+}
+
+func TestCodeOfAnotherCorpReturnsItsCorpID(t *testing.T) {
+	e := newEnv(t)
+	// bob is in "other", but the code is exchanged with main's token.
+	s, err := e.c.CodeToSession(context.Background(), e.corp, e.mint(t, "other", "bob"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.CorpID != e.other.ID || s.UserID == "bob" || !strings.HasPrefix(s.UserID, "wo") {
+		t.Fatalf("session = %v, want corpid %s and an opaque userid", s, e.other.ID)
+	}
+}
+
+func TestTransientFailures(t *testing.T) {
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := "http://" + closed.Addr().String()
+	closed.Close()
+
+	for _, tc := range []struct {
+		name     string
+		fault    wecomsim.Fault
+		baseURL  string // overrides the simulator's
+		timeout  time.Duration
+		result   string // Observer result of each attempt
+		attempts int    // user/get calls the simulator sees
+		status   int
+	}{
+		{name: "garbage", fault: wecomsim.Fault{Endpoint: "user/get", Garbage: true}, result: "bad_response", attempts: 3},
+		{name: "http500", fault: wecomsim.Fault{Endpoint: "user/get", Status: 500}, result: "http_500", attempts: 3, status: 500},
+		{name: "slow", fault: wecomsim.Fault{Endpoint: "user/get", Delay: time.Second}, timeout: 40 * time.Millisecond, result: "transport", attempts: 3},
+		{name: "busy", fault: wecomsim.Fault{Endpoint: "user/get", Errcode: -1}, result: "-1", attempts: 3},
+		{name: "concurrency45033", fault: wecomsim.Fault{Endpoint: "user/get", Errcode: 45033}, result: "45033", attempts: 3},
+		{name: "ratelimit45009", fault: wecomsim.Fault{Endpoint: "user/get", Errcode: 45009}, result: "45009", attempts: 1},
+		{name: "refused", baseURL: refused, result: "transport"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, func(o *wecom.Options) {
+				if tc.timeout > 0 {
+					o.Timeout = tc.timeout
+				}
+			})
+			ctx := context.Background()
+			c := e.c
+			if tc.baseURL != "" {
+				c = wecom.New(wecom.Options{BaseURL: tc.baseURL, Backoff: time.Millisecond, Observer: e.rec})
+			} else if _, err := c.Token(ctx, e.corp); err != nil {
+				t.Fatal(err)
+			}
+			e.sim.InjectFault(tc.fault)
+			e.sim.ResetCounts()
+			start := time.Now()
+			_, err := c.GetUser(ctx, e.corp, "alice")
+			ee := asError(t, err)
+			if ee.Kind != wecom.KindTransient || !wecom.IsTransient(err) || ee.HTTPStatus != tc.status {
+				t.Fatalf("got %v (kind %v, status %d), want transient", err, ee.Kind, ee.HTTPStatus)
+			}
+			if d := time.Since(start); d > 2*time.Second {
+				t.Fatalf("took %v", d)
+			}
+			calls, _ := e.rec.snapshot()
+			want := slices.Repeat([]string{"user/get " + tc.result}, max(tc.attempts, 1))
+			if tc.baseURL != "" {
+				want = slices.Repeat([]string{"gettoken transport"}, 3)
+			}
+			if got := calls[len(calls)-len(want):]; !slices.Equal(got, want) {
+				t.Fatalf("observed %v, want %v", calls, want)
+			}
+			if got := e.count(wecomsim.EndpointUserGet); got != tc.attempts {
+				t.Fatalf("user/get called %d times, want %d", got, tc.attempts)
+			}
+		})
+	}
+}
+
+func TestTransientRetriedThenSuccess(t *testing.T) {
+	for _, f := range []wecomsim.Fault{
+		{Endpoint: "user/get", Errcode: -1, Count: 2},
+		{Endpoint: "user/get", Status: 502, Count: 2},
+		{Endpoint: "gettoken", Garbage: true, Count: 2},
+	} {
+		e := newEnv(t)
+		e.sim.InjectFault(f)
+		if _, err := e.c.GetUser(context.Background(), e.corp, "alice"); err != nil {
+			t.Fatalf("%+v: %v", f, err)
+		}
+		if got := e.count(f.Endpoint); got != 3 {
+			t.Fatalf("%+v: %s called %d times, want 3", f, f.Endpoint, got)
+		}
+	}
+}
+
+func TestDefinitiveNotRetried(t *testing.T) {
+	e := newEnv(t)
+	e.sim.InjectFault(wecomsim.Fault{Endpoint: "user/get", Errcode: 60020})
+	_, err := e.c.GetUser(context.Background(), e.corp, "alice")
+	if ee := asError(t, err); ee.Kind != wecom.KindDefinitive || ee.Errcode != 60020 {
+		t.Fatalf("got %v, want definitive 60020", err)
+	}
+	if got := e.count(wecomsim.EndpointUserGet); got != 1 {
+		t.Fatalf("user/get called %d times, want 1", got)
+	}
+}
+
+func TestContextCancellationIsPrompt(t *testing.T) {
+	e := newEnv(t, func(o *wecom.Options) { o.Timeout = 10 * time.Second })
+	if _, err := e.c.Token(context.Background(), e.corp); err != nil {
+		t.Fatal(err)
+	}
+	e.sim.InjectFault(wecomsim.Fault{Endpoint: "user/get", Delay: 5 * time.Second})
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(30*time.Millisecond, cancel)
+	start := time.Now()
+	_, err := e.c.GetUser(ctx, e.corp, "alice")
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("cancelled call returned after %v", d)
+	}
+	if !errors.Is(err, context.Canceled) || !wecom.IsTransient(err) {
+		t.Fatalf("got %v, want a transient error wrapping context.Canceled", err)
+	}
+	if got := e.count(wecomsim.EndpointUserGet); got != 1 {
+		t.Fatalf("user/get called %d times, want 1: no retry after cancellation", got)
+	}
+
+	// Cancelled during backoff: returns at once, not after the backoff.
+	e2 := newEnv(t, func(o *wecom.Options) { o.Backoff = 10 * time.Second; o.Attempts = 5 })
+	e2.sim.InjectFault(wecomsim.Fault{Endpoint: "gettoken", Errcode: -1})
+	ctx, cancel = context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	start = time.Now()
+	_, err = e2.c.Token(ctx, e2.corp)
+	if d := time.Since(start); d > time.Second || !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled during backoff: %v after %v", err, time.Since(start))
+	}
+}
+
+func TestObserver(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	_, _ = e.c.GetUser(ctx, e.corp, "alice")
+	_, _ = e.c.GetUser(ctx, e.corp, "hidden")
+	_, _ = e.c.CodeToSession(ctx, e.corp, "not-a-code")
+	e.sim.InjectFault(wecomsim.Fault{Endpoint: "user/get", Status: 503, Count: 1})
+	_, _ = e.c.GetUser(ctx, e.corp, "alice")
+	calls, refreshes := e.rec.snapshot()
+	want := []string{"gettoken 0", "user/get 0", "user/get 60011", "jscode2session 40029", "user/get http_503", "user/get 0"}
+	if !slices.Equal(calls, want) {
+		t.Fatalf("calls = %v, want %v", calls, want)
+	}
+	if !slices.Equal(refreshes, []string{e.corp.ID}) {
+		t.Fatalf("refreshes = %v", refreshes)
+	}
+}
+
+func TestBadConfiguration(t *testing.T) {
+	ctx := context.Background()
+	c := wecom.New(wecom.Options{BaseURL: "ftp://example.com"})
+	if _, err := c.Token(ctx, wecom.Corp{ID: "ww1", Secret: "s"}); wecom.KindOf(err) != wecom.KindDefinitive {
+		t.Fatalf("bad base URL: %v", err)
+	}
+	if _, err := wecom.New(wecom.Options{}).Token(ctx, wecom.Corp{ID: "ww1"}); wecom.KindOf(err) != wecom.KindDefinitive {
+		t.Fatalf("missing secret: %v", err)
+	}
+	if wecom.KindOf(errors.New("x")) != 0 || wecom.IsTransient(nil) {
+		t.Fatal("KindOf of a foreign error must be 0")
+	}
+}

@@ -1,0 +1,54 @@
+// Package wecom is a client for the three WeCom (企业微信) server API calls
+// the gateway needs: gettoken, miniprogram/jscode2session and user/get.
+//
+// # Errors
+//
+// Every failure is an *Error naming the endpoint, the corp id and, when
+// WeCom answered one, the errcode. Its Kind tells the caller what to do:
+//
+//   - KindTransient: network error, timeout, HTTP 5xx/429, non-JSON or
+//     oversized answer, errcode -1, 45033 or 45009, or the caller's context
+//     ended. Retry later (503 with Retry-After). The client has already
+//     retried within Options.Attempts, with exponential backoff and full
+//     jitter, except for 45009: WeCom then blocks the API for a minute and
+//     every early retry extends the block.
+//   - KindInvalidCode: 40029, 40163, 41008 — the code is expired, spent or
+//     foreign; the mini program must call wx.qy.login again.
+//   - KindUserNotAllowed: 60011 (outside the app's visible range), 60111
+//     (no such user).
+//   - KindDefinitive: 40001 (wrong secret), 40013, 48002, 60020, any errcode
+//     not listed here, HTTP 4xx, or a success answer missing its fields.
+//     Retrying will not help; it is usually configuration.
+//   - KindTokenInvalid (40014, 42001, 42009) is handled inside: the token
+//     is dropped and fetched anew and the call repeated once. Should WeCom
+//     reject the fresh token too, the error is returned as KindTransient
+//     with the errcode kept: the fault is WeCom's and likely brief, and the
+//     login code is still unspent, so the client should retry.
+//
+// Error strings, log lines and the causes inside errors never contain the
+// secret, an access token, a login code or a session key: *url.Error, whose
+// text is the full URL with its query, is replaced by the host and path.
+//
+// # Access tokens
+//
+// Tokens are cached process-wide per (base URL, corp id, secret), the
+// secret held only as a salted SHA-256, so that Clients rebuilt by a Caddy
+// config reload reuse them. A token is used until expires_in minus a tenth
+// of it (at most 5 minutes). At most one gettoken per key is in flight
+// whatever the concurrency: the fetch is shared, runs detached from any one
+// caller's cancellation (bounded by Timeout and Attempts instead), and each
+// waiter returns on its own context. When a call reports the token invalid
+// it is dropped only if it is still the cached one, so a request whose
+// stale token fails after another request refreshed does not cause a
+// second fetch.
+//
+// A definitive gettoken failure (notably 40001, wrong secret) is remembered
+// for 30 seconds and a 45009 for 60 seconds: during that window Token and
+// the calls needing it fail at once without asking WeCom, so a flood of
+// logins with a bad secret costs one gettoken per window rather than the IP
+// ban WeCom imposes after many.
+//
+// A jscode2session attempt that timed out may have spent the code at WeCom;
+// its retry then answers 40029 (KindInvalidCode), and the mini program logs
+// in again as it does for any 401.
+package wecom

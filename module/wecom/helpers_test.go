@@ -1,0 +1,117 @@
+package wecom_test
+
+import (
+	"fmt"
+	"net/http/httptest"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/wecomgate/wecomgate/module/wecom"
+	"github.com/wecomgate/wecomgate/module/wecomsim"
+)
+
+// corpSeq makes every test's corps unique: tokens are cached process-wide,
+// and a closed test server's port may be reused by a later one.
+var corpSeq atomic.Int64
+
+// env is a simulator with two corps and a Client talking to it.
+type env struct {
+	sim   *wecomsim.Simulator
+	srv   *httptest.Server
+	c     *wecom.Client
+	corp  wecom.Corp // "main": users alice (active), hidden (outside the visible range)
+	other wecom.Corp // "other": user bob
+	rec   *recorder
+	logs  *observer.ObservedLogs
+}
+
+func newEnv(t testing.TB, tweak ...func(*wecom.Options)) *env {
+	t.Helper()
+	n := corpSeq.Add(1)
+	e := &env{
+		corp:  wecom.Corp{ID: fmt.Sprintf("wwmain%04d", n), Secret: fmt.Sprintf("S3cr3t-main-%04d-do-not-print", n)},
+		other: wecom.Corp{ID: fmt.Sprintf("wwother%04d", n), Secret: fmt.Sprintf("S3cr3t-other-%04d-do-not-print", n)},
+		rec:   &recorder{},
+	}
+	e.sim = wecomsim.New(wecomsim.Config{Corps: []wecomsim.Corp{
+		{Name: "main", CorpID: e.corp.ID, Secret: e.corp.Secret, Users: []wecomsim.User{
+			{UserID: "alice", Name: "Alice", Departments: []int64{2, 3}},
+			{UserID: "hidden", Name: "Hidden", Hidden: true},
+		}},
+		{Name: "other", CorpID: e.other.ID, Secret: e.other.Secret, Users: []wecomsim.User{
+			{UserID: "bob", Name: "Bob"},
+		}},
+	}})
+	e.srv = httptest.NewServer(e.sim)
+	t.Cleanup(e.srv.Close)
+	core, logs := observer.New(zap.DebugLevel)
+	e.logs = logs
+	opts := wecom.Options{
+		BaseURL:  e.srv.URL + "/", // the trailing slash must be tolerated
+		Timeout:  2 * time.Second,
+		Attempts: 3,
+		Backoff:  time.Millisecond,
+		Observer: e.rec,
+		Logger:   zap.New(core),
+	}
+	for _, f := range tweak {
+		f(&opts)
+	}
+	e.c = wecom.New(opts)
+	return e
+}
+
+func (e *env) count(endpoint string) int { return e.sim.Counts()[endpoint] }
+
+func (e *env) mint(t testing.TB, corp, user string) string {
+	t.Helper()
+	code, err := e.sim.MintCode(corp, user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return code
+}
+
+// recorder is an Observer keeping what it saw.
+type recorder struct {
+	mu        sync.Mutex
+	calls     []string // "endpoint result"
+	refreshes []string
+}
+
+func (r *recorder) Call(endpoint, result string, d time.Duration) {
+	if d < 0 {
+		panic("negative duration")
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls = append(r.calls, endpoint+" "+result)
+}
+
+func (r *recorder) TokenRefresh(corpID string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.refreshes = append(r.refreshes, corpID)
+}
+
+func (r *recorder) snapshot() (calls, refreshes []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.calls), slices.Clone(r.refreshes)
+}
+
+// asError fails the test unless err is a *wecom.Error.
+func asError(t testing.TB, err error) *wecom.Error {
+	t.Helper()
+	e, ok := err.(*wecom.Error)
+	if !ok {
+		t.Fatalf("error %v (%T) is not a *wecom.Error", err, err)
+	}
+	return e
+}

@@ -1,0 +1,262 @@
+package wecom
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"net/url"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sync/singleflight"
+)
+
+const (
+	// failureTTL is how long a definitive gettoken failure (40001 wrong
+	// secret, 40013, 60020, …) is answered from memory. WeCom bans an IP for
+	// an hour after many wrong-secret calls, so a flood of logins must cost
+	// at most one gettoken per window.
+	failureTTL = 30 * time.Second
+	// rateLimitTTL: after 45009 WeCom blocks the API for a minute; asking
+	// sooner only extends the block.
+	rateLimitTTL = 60 * time.Second
+	// maxRefreshMargin: tokens are dropped this long (or a tenth of their
+	// lifetime, if shorter) before WeCom's expiry so that one fetched just
+	// before a slow call does not expire in flight.
+	maxRefreshMargin = 5 * time.Minute
+)
+
+// tokenKey identifies one app's token. The secret is kept only as a salted
+// SHA-256 so that neither a heap dump nor a debugger shows it in the cache.
+type tokenKey struct {
+	base   string
+	corpID string
+	secret [sha256.Size]byte
+}
+
+// secretSalt makes the hashes in memory useless for guessing secrets offline.
+var secretSalt = func() []byte {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b) // never fails on supported platforms
+	return b
+}()
+
+func (c *Client) keyOf(corp Corp) tokenKey {
+	h := sha256.New()
+	h.Write(secretSalt)
+	h.Write([]byte(corp.Secret))
+	k := tokenKey{base: c.base, corpID: corp.ID}
+	h.Sum(k.secret[:0])
+	return k
+}
+
+func (k tokenKey) flight() string { return k.base + "\x00" + k.corpID + "\x00" + string(k.secret[:]) }
+
+// tokenStore caches tokens and recent gettoken failures, and lets at most
+// one gettoken per key be in flight.
+type tokenStore struct {
+	mu       sync.RWMutex
+	tokens   map[tokenKey]cachedToken
+	failures map[tokenKey]cachedFailure
+	flights  singleflight.Group
+}
+
+type cachedToken struct {
+	value  string
+	dropAt time.Time
+}
+
+type cachedFailure struct {
+	err   Error
+	until time.Time
+}
+
+// sharedTokens is process-wide so that Clients rebuilt by a config reload
+// keep the tokens of the old ones (SPEC §6a) and share their flights.
+var sharedTokens = newTokenStore()
+
+func newTokenStore() *tokenStore {
+	return &tokenStore{tokens: map[tokenKey]cachedToken{}, failures: map[tokenKey]cachedFailure{}}
+}
+
+// lookup returns a usable token, or a recent failure to repeat, or neither.
+func (s *tokenStore) lookup(k tokenKey, now time.Time) (string, *Error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if t, ok := s.tokens[k]; ok && now.Before(t.dropAt) {
+		return t.value, nil
+	}
+	if f, ok := s.failures[k]; ok && now.Before(f.until) {
+		e := f.err // a copy per caller: callers may keep or change it
+		e.Err = errRepeated{cause: f.err.Err, left: f.until.Sub(now).Round(time.Second)}
+		return "", &e
+	}
+	return "", nil
+}
+
+func (s *tokenStore) store(k tokenKey, value string, ttl time.Duration, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sweep(now) // stores are rare (one per app per ~2h): a fine time to forget stale entries
+	s.tokens[k] = cachedToken{value: value, dropAt: now.Add(ttl - min(maxRefreshMargin, ttl/10))}
+	delete(s.failures, k)
+}
+
+func (s *tokenStore) fail(k tokenKey, e *Error, ttl time.Duration, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sweep(now)
+	s.failures[k] = cachedFailure{err: *e, until: now.Add(ttl)}
+}
+
+// invalidate drops the cached token only if it is still the one that
+// failed: a caller whose stale token failed after another one refreshed
+// must not throw the fresh token away and fetch yet another.
+func (s *tokenStore) invalidate(k tokenKey, failed string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t, ok := s.tokens[k]; ok && t.value == failed {
+		delete(s.tokens, k)
+		return true
+	}
+	return false
+}
+
+func (s *tokenStore) sweep(now time.Time) {
+	for k, t := range s.tokens {
+		if !now.Before(t.dropAt) {
+			delete(s.tokens, k)
+		}
+	}
+	for k, f := range s.failures {
+		if !now.Before(f.until) {
+			delete(s.failures, k)
+		}
+	}
+}
+
+// errRepeated says that a failure was answered from memory.
+type errRepeated struct {
+	cause error
+	left  time.Duration
+}
+
+func (e errRepeated) Error() string {
+	msg := "repeated from memory, WeCom not asked again for " + e.left.String()
+	if e.cause != nil {
+		msg = e.cause.Error() + " (" + msg + ")"
+	}
+	return msg
+}
+
+func (e errRepeated) Unwrap() error { return e.cause }
+
+// Token returns corp's access token, from the cache while it is valid.
+func (c *Client) Token(ctx context.Context, corp Corp) (string, error) {
+	if err := checkCorp(endpointToken, corp); err != nil {
+		return "", err
+	}
+	return c.token(ctx, corp, c.keyOf(corp))
+}
+
+func (c *Client) token(ctx context.Context, corp Corp, k tokenKey) (string, error) {
+	if tok, e := c.tokens.lookup(k, time.Now()); tok != "" || e != nil {
+		return tok, nilIfNone(e)
+	}
+	// The fetch is shared by every caller waiting for it, so no caller's
+	// cancellation may end it; it is bounded by the per-attempt timeout and
+	// the attempt count instead. Each waiter still leaves on its own ctx.
+	shared := context.WithoutCancel(ctx)
+	ch := c.tokens.flights.DoChan(k.flight(), func() (any, error) {
+		// A flight that ended between our lookup and DoChan has stored its
+		// result already: use it rather than fetch again.
+		if tok, e := c.tokens.lookup(k, time.Now()); tok != "" || e != nil {
+			return tok, nilIfNone(e)
+		}
+		return c.fetchToken(shared, corp, k)
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return "", cloneError(r.Err)
+		}
+		return r.Val.(string), nil
+	case <-ctx.Done():
+		return "", ctxError(ctx, endpointToken, corp.ID)
+	}
+}
+
+// fetchToken asks WeCom for a token and caches the outcome.
+func (c *Client) fetchToken(ctx context.Context, corp Corp, k tokenKey) (string, error) {
+	a, err := call[tokenAnswer](ctx, c, &request{
+		endpoint: endpointToken,
+		path:     "/cgi-bin/gettoken",
+		corpID:   corp.ID,
+		query:    url.Values{"corpid": {corp.ID}, "corpsecret": {corp.Secret}},
+		secrets:  []string{corp.Secret},
+	})
+	now := time.Now()
+	if err != nil {
+		var e *Error
+		if errors.As(err, &e) {
+			if ttl := failureTTLOf(e); ttl > 0 {
+				c.tokens.fail(k, e, ttl, now)
+				c.log.Debug("wecom gettoken failure cached",
+					zap.String("corp_id", corp.ID), zap.Int("errcode", e.Errcode), zap.Duration("for", ttl))
+			}
+		}
+		return "", err
+	}
+	ttl := time.Duration(a.ExpiresIn) * time.Second
+	c.tokens.store(k, a.AccessToken, ttl, now)
+	if c.obs != nil {
+		c.obs.TokenRefresh(corp.ID)
+	}
+	c.log.Debug("wecom access token fetched", zap.String("corp_id", corp.ID), zap.Duration("expires_in", ttl))
+	return a.AccessToken, nil
+}
+
+// failureTTLOf says how long a gettoken failure is repeated from memory
+// instead of asking WeCom again. Transport failures and -1 are not: the
+// single flight and the bounded retries already limit them, and WeCom
+// coming back should be noticed at once.
+func failureTTLOf(e *Error) time.Duration {
+	switch {
+	case e.Errcode == errcodeRateLimited:
+		return rateLimitTTL
+	case e.Kind == KindDefinitive:
+		return failureTTL
+	}
+	return 0
+}
+
+type tokenAnswer struct {
+	apiStatus
+	AccessToken string `json:"access_token"`
+	ExpiresIn   int64  `json:"expires_in"`
+}
+
+func (a *tokenAnswer) check() error {
+	if a.AccessToken == "" || a.ExpiresIn <= 0 {
+		return errors.New("no access_token or expires_in")
+	}
+	return nil
+}
+
+func nilIfNone(e *Error) error {
+	if e == nil {
+		return nil
+	}
+	return e
+}
+
+// cloneError gives each waiter of a shared flight its own *Error.
+func cloneError(err error) error {
+	if e, ok := err.(*Error); ok {
+		c := *e
+		return &c
+	}
+	return err
+}

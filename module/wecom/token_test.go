@@ -1,0 +1,260 @@
+package wecom_test
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wecomgate/wecomgate/module/wecom"
+	"github.com/wecomgate/wecomgate/module/wecomsim"
+)
+
+func TestTokenReusedAcrossCalls(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	for range 20 {
+		if _, err := e.c.GetUser(ctx, e.corp, "alice"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := e.c.CodeToSession(ctx, e.corp, e.mint(t, "main", "alice")); err != nil {
+		t.Fatal(err)
+	}
+	// A new Client (as after a config reload) shares the cache.
+	again := wecom.New(wecom.Options{BaseURL: e.srv.URL})
+	if _, err := again.GetUser(ctx, e.corp, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.count(wecomsim.EndpointGetToken); n != 1 {
+		t.Fatalf("gettoken called %d times, want 1", n)
+	}
+	if _, refreshes := e.rec.snapshot(); len(refreshes) != 1 || refreshes[0] != e.corp.ID {
+		t.Fatalf("TokenRefresh = %v, want one for %s", refreshes, e.corp.ID)
+	}
+}
+
+func TestTokenKeyedBySecret(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	if _, err := e.c.Token(ctx, e.corp); err != nil {
+		t.Fatal(err)
+	}
+	// Same corp id, another (wrong) secret: must not be served the cached token.
+	_, err := e.c.Token(ctx, wecom.Corp{ID: e.corp.ID, Secret: "another-app-secret"})
+	if ee := asError(t, err); ee.Errcode != 40001 {
+		t.Fatalf("got %v, want errcode 40001", err)
+	}
+	// And the cached 40001 of that key does not block the right secret.
+	if _, err := e.c.Token(ctx, e.corp); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestConcurrentFirstCallersShareOneGettoken(t *testing.T) {
+	e := newEnv(t)
+	// Slow gettoken down so that all callers surely overlap with the fetch.
+	e.sim.InjectFault(wecomsim.Fault{Endpoint: "gettoken", Delay: 50 * time.Millisecond, Count: 1})
+	const n = 200
+	var (
+		start  = make(chan struct{})
+		wg     sync.WaitGroup
+		tokens = make([]string, n)
+		errs   = make([]error, n)
+	)
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			tokens[i], errs[i] = e.c.Token(context.Background(), e.corp)
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil || tokens[i] == "" || tokens[i] != tokens[0] {
+			t.Fatalf("caller %d: token %q, err %v (caller 0 got %q)", i, tokens[i], errs[i], tokens[0])
+		}
+	}
+	if got := e.count(wecomsim.EndpointGetToken); got != 1 {
+		t.Fatalf("gettoken called %d times by %d concurrent callers, want 1", got, n)
+	}
+}
+
+func TestTokenRejectedMidUseRefreshesOnce(t *testing.T) {
+	for _, errcode := range []int{42001, 40014} {
+		t.Run(strconv.Itoa(errcode), func(t *testing.T) {
+			e := newEnv(t)
+			ctx := context.Background()
+			if _, err := e.c.GetUser(ctx, e.corp, "alice"); err != nil {
+				t.Fatal(err)
+			}
+			e.sim.ExpireTokens(e.corp.ID, errcode)
+			// Many requests holding the dead token fail together.
+			var wg sync.WaitGroup
+			errs := make(chan error, 50)
+			for range 50 {
+				wg.Go(func() {
+					_, err := e.c.GetUser(ctx, e.corp, "alice")
+					errs <- err
+				})
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := e.c.CodeToSession(ctx, e.corp, e.mint(t, "main", "alice")); err != nil {
+				t.Fatal(err)
+			}
+			if got := e.count(wecomsim.EndpointGetToken); got != 2 {
+				t.Fatalf("gettoken called %d times, want 2 (initial + one refresh)", got)
+			}
+			if _, refreshes := e.rec.snapshot(); len(refreshes) != 2 {
+				t.Fatalf("TokenRefresh reported %d times, want 2", len(refreshes))
+			}
+		})
+	}
+}
+
+func TestStaleTokenFailureDoesNotDropFreshToken(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	stale, err := e.c.Token(ctx, e.corp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.sim.ExpireTokens(e.corp.ID, 42001)
+	if _, err := e.c.GetUser(ctx, e.corp, "alice"); err != nil { // refreshes
+		t.Fatal(err)
+	}
+	fresh, err := e.c.Token(ctx, e.corp)
+	if err != nil || fresh == stale {
+		t.Fatalf("after refresh: token changed = %v, err %v", fresh != stale, err)
+	}
+	// A slow request whose stale token failed only now must not drop the fresh one.
+	if wecom.InvalidateToken(e.c, e.corp, stale) {
+		t.Fatal("invalidating the stale token dropped the cached one")
+	}
+	if tok, err := e.c.Token(ctx, e.corp); err != nil || tok != fresh {
+		t.Fatalf("token after stale invalidation: same = %v, err %v", tok == fresh, err)
+	}
+	if got := e.count(wecomsim.EndpointGetToken); got != 2 {
+		t.Fatalf("gettoken called %d times, want 2", got)
+	}
+	// The failing token itself is dropped.
+	if !wecom.InvalidateToken(e.c, e.corp, fresh) {
+		t.Fatal("invalidating the cached token did nothing")
+	}
+	if _, err := e.c.Token(ctx, e.corp); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.count(wecomsim.EndpointGetToken); got != 3 {
+		t.Fatalf("gettoken called %d times, want 3", got)
+	}
+}
+
+func TestTokenRejectedTwiceIsTransient(t *testing.T) {
+	e := newEnv(t)
+	e.sim.InjectFault(wecomsim.Fault{Endpoint: "user/get", Errcode: 42001})
+	_, err := e.c.GetUser(context.Background(), e.corp, "alice")
+	ee := asError(t, err)
+	if ee.Kind != wecom.KindTransient || ee.Errcode != 42001 || ee.Endpoint != "user/get" {
+		t.Fatalf("got %v (kind %v), want transient 42001 from user/get", err, ee.Kind)
+	}
+	if got := e.count(wecomsim.EndpointUserGet); got != 2 {
+		t.Fatalf("user/get called %d times, want 2 (one retry after refresh)", got)
+	}
+	if got := e.count(wecomsim.EndpointGetToken); got != 2 {
+		t.Fatalf("gettoken called %d times, want 2", got)
+	}
+}
+
+func TestWrongSecretIsDefinitiveAndNotRepeated(t *testing.T) {
+	e := newEnv(t)
+	bad := wecom.Corp{ID: e.corp.ID, Secret: "wrong-secret-must-not-leak"}
+	ctx := context.Background()
+	_, err := e.c.GetUser(ctx, bad, "alice")
+	ee := asError(t, err)
+	if ee.Kind != wecom.KindDefinitive || ee.Errcode != 40001 || ee.Endpoint != "gettoken" || ee.CorpID != bad.ID {
+		t.Fatalf("got %v (kind %v), want definitive gettoken 40001 for %s", err, ee.Kind, bad.ID)
+	}
+	if msg := err.Error(); !strings.Contains(msg, bad.ID) || strings.Contains(msg, bad.Secret) {
+		t.Fatalf("error %q must name the corp and not the secret", msg)
+	}
+	// A burst of logins with the wrong secret: WeCom is not asked again.
+	var wg sync.WaitGroup
+	for i := range 50 {
+		wg.Go(func() {
+			var err error
+			switch i % 3 {
+			case 0:
+				_, err = e.c.Token(ctx, bad)
+			case 1:
+				_, err = e.c.CodeToSession(ctx, bad, "some-code")
+			default:
+				_, err = e.c.GetUser(ctx, bad, "alice")
+			}
+			var ee *wecom.Error
+			if !errors.As(err, &ee) || ee.Kind != wecom.KindDefinitive || ee.Errcode != 40001 {
+				t.Errorf("call %d: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	if got := e.count(wecomsim.EndpointGetToken); got != 1 {
+		t.Fatalf("gettoken called %d times for 51 calls with a wrong secret, want 1", got)
+	}
+}
+
+func TestRateLimitedGettokenNotRepeated(t *testing.T) {
+	e := newEnv(t)
+	e.sim.InjectFault(wecomsim.Fault{Endpoint: "gettoken", Errcode: 45009})
+	for range 5 {
+		_, err := e.c.Token(context.Background(), e.corp)
+		if ee := asError(t, err); ee.Kind != wecom.KindTransient || ee.Errcode != 45009 {
+			t.Fatalf("got %v, want transient 45009", err)
+		}
+	}
+	if got := e.count(wecomsim.EndpointGetToken); got != 1 {
+		t.Fatalf("gettoken called %d times after 45009, want 1", got)
+	}
+}
+
+func TestWaiterCancellationDoesNotFailSharedFetch(t *testing.T) {
+	e := newEnv(t)
+	e.sim.InjectFault(wecomsim.Fault{Endpoint: "gettoken", Delay: 300 * time.Millisecond, Count: 1})
+	// The first caller starts the fetch and gives up early.
+	short, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	first := make(chan error, 1)
+	go func() {
+		_, err := e.c.Token(short, e.corp)
+		first <- err
+	}()
+	time.Sleep(10 * time.Millisecond)
+	// A second caller joins the same fetch and must get the token.
+	second := make(chan error, 1)
+	go func() {
+		_, err := e.c.Token(context.Background(), e.corp)
+		second <- err
+	}()
+	start := time.Now()
+	err := <-first
+	if !errors.Is(err, context.DeadlineExceeded) || !wecom.IsTransient(err) {
+		t.Fatalf("first caller: %v, want its deadline as a transient error", err)
+	}
+	if d := time.Since(start); d > 200*time.Millisecond {
+		t.Fatalf("first caller waited %v for the shared fetch", d)
+	}
+	if err := <-second; err != nil {
+		t.Fatalf("second caller failed with the first caller's cancellation: %v", err)
+	}
+	if got := e.count(wecomsim.EndpointGetToken); got != 1 {
+		t.Fatalf("gettoken called %d times, want 1", got)
+	}
+}

@@ -1,0 +1,214 @@
+package wecomauth
+
+import (
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("wecom_auth", parseCaddyfile)
+	// Authentication must run before the request is proxied; registering
+	// the order here spares users a global `order` option.
+	httpcaddyfile.RegisterDirectiveOrder("wecom_auth", httpcaddyfile.Before, "reverse_proxy")
+}
+
+func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	var w Handler
+	err := w.UnmarshalCaddyfile(h.Dispenser)
+	return &w, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens (SPEC §3):
+//
+//	wecom_auth [<matcher>] {
+//		api_base    <url>
+//		corp <name> {
+//			corp_id           <corpid>
+//			secret            <secret>
+//			allow_users       <userid...>
+//			allow_departments <id...>
+//		}
+//		session_ttl <duration>
+//		recheck     <duration>
+//		stale_grace <duration>
+//		session_key <base64 32 bytes>...
+//		cookie_name <name>
+//		endpoints   <path prefix>
+//		review {
+//			user  <name> <bcrypt hash>
+//			allow <path pattern...>
+//		}
+//	}
+func (w *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch dir := d.Val(); dir {
+		case "api_base":
+			if err := oneArg(d, &w.APIBase); err != nil {
+				return err
+			}
+		case "corp":
+			c, err := unmarshalCorp(d)
+			if err != nil {
+				return err
+			}
+			w.Corps = append(w.Corps, c)
+		case "session_ttl":
+			if err := durationArg(d, &w.SessionTTL); err != nil {
+				return err
+			}
+		case "recheck":
+			if err := durationArg(d, &w.Recheck); err != nil {
+				return err
+			}
+		case "stale_grace":
+			if err := durationArg(d, &w.StaleGrace); err != nil {
+				return err
+			}
+		case "session_key":
+			keys := d.RemainingArgs()
+			if len(keys) == 0 {
+				return d.ArgErr()
+			}
+			for _, k := range keys {
+				if _, err := decodeKey(k); err != nil {
+					return d.Errf("session_key: %v", err)
+				}
+			}
+			w.SessionKeys = append(w.SessionKeys, keys...)
+		case "cookie_name":
+			if err := oneArg(d, &w.CookieName); err != nil {
+				return err
+			}
+			if !validCookieName(w.CookieName) {
+				return d.Errf("cookie_name: %q is not a valid cookie name", w.CookieName)
+			}
+		case "endpoints":
+			if err := oneArg(d, &w.Endpoints); err != nil {
+				return err
+			}
+		case "review":
+			if w.Review != nil {
+				return d.Err("review: only one review block is allowed")
+			}
+			r, err := unmarshalReview(d)
+			if err != nil {
+				return err
+			}
+			w.Review = r
+		default:
+			return d.Errf("unknown subdirective %q", dir)
+		}
+	}
+	return nil
+}
+
+func unmarshalCorp(d *caddyfile.Dispenser) (CorpConfig, error) {
+	var c CorpConfig
+	if !d.AllArgs(&c.Name) {
+		return c, d.Err("corp: expected a name: corp <name> { … }")
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch sub := d.Val(); sub {
+		case "corp_id":
+			if err := oneArg(d, &c.CorpID); err != nil {
+				return c, err
+			}
+		case "secret":
+			if err := oneArg(d, &c.Secret); err != nil {
+				return c, err
+			}
+		case "allow_users":
+			users := d.RemainingArgs()
+			if len(users) == 0 {
+				return c, d.ArgErr()
+			}
+			c.AllowUsers = append(c.AllowUsers, users...)
+		case "allow_departments":
+			ids := d.RemainingArgs()
+			if len(ids) == 0 {
+				return c, d.ArgErr()
+			}
+			for _, s := range ids {
+				id, err := strconv.ParseInt(s, 10, 64)
+				if err != nil || id < 0 {
+					return c, d.Errf("allow_departments: %q is not a department id", s)
+				}
+				c.AllowDepartments = append(c.AllowDepartments, id)
+			}
+		default:
+			return c, d.Errf("corp %s: unknown subdirective %q", c.Name, sub)
+		}
+	}
+	if c.CorpID == "" {
+		return c, d.Errf("corp %s: corp_id is required", c.Name)
+	}
+	if c.Secret == "" {
+		return c, d.Errf("corp %s: secret is required", c.Name)
+	}
+	return c, nil
+}
+
+func unmarshalReview(d *caddyfile.Dispenser) (*ReviewConfig, error) {
+	var r ReviewConfig
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch sub := d.Val(); sub {
+		case "user":
+			var u ReviewUser
+			if !d.AllArgs(&u.Username, &u.PasswordHash) {
+				return nil, d.Err("review: expected user <name> <bcrypt hash>")
+			}
+			r.Users = append(r.Users, u)
+		case "allow":
+			paths := d.RemainingArgs()
+			if len(paths) == 0 {
+				return nil, d.ArgErr()
+			}
+			r.Allow = append(r.Allow, paths...)
+		default:
+			return nil, d.Errf("review: unknown subdirective %q", sub)
+		}
+	}
+	if _, err := newReview(&r); err != nil {
+		return nil, d.Errf("review: %v", err)
+	}
+	return &r, nil
+}
+
+func oneArg(d *caddyfile.Dispenser, dst *string) error {
+	dir := d.Val()
+	if !d.AllArgs(dst) {
+		return d.Errf("%s: expected exactly one value", dir)
+	}
+	return nil
+}
+
+func durationArg(d *caddyfile.Dispenser, dst *caddy.Duration) error {
+	dir := d.Val()
+	var s string
+	if !d.AllArgs(&s) {
+		return d.Errf("%s: expected exactly one duration", dir)
+	}
+	dur, err := caddy.ParseDuration(s)
+	if err != nil {
+		return d.Errf("%s: %v", dir, err)
+	}
+	if dur <= 0 {
+		return d.Errf("%s: must be positive", dir)
+	}
+	*dst = caddy.Duration(dur)
+	return nil
+}
+
+// Interface guard
+var _ caddyfile.Unmarshaler = (*Handler)(nil)

@@ -1,0 +1,211 @@
+package wecomauth
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wecomgate/wecomgate/module/session"
+	"github.com/wecomgate/wecomgate/module/wecom"
+)
+
+// wecomCallBudget bounds a user/get made on behalf of waiting requests; the
+// client's own per-attempt timeouts and retries fit inside it.
+const wecomCallBudget = 15 * time.Second
+
+// failedRecheckPause keeps a user's requests from each waiting on WeCom
+// while it is down: after a failed recheck the last answer serves (within
+// stale_grace) until this has passed.
+const failedRecheckPause = 10 * time.Second
+
+// userFacts is what WeCom last said about a user, shared by every handler
+// of the same API base.
+type userFacts struct {
+	checkedAt  time.Time // when WeCom answered
+	retryAt    time.Time // after a failed recheck: don't ask again before this
+	notAllowed bool      // 60011 / 60111: outside the app's visible range, or gone
+	status     int
+	name       string
+	depts      string // comma-separated ids
+}
+
+// authenticate finds the request's credential and turns it into an
+// identity. For an inline login it also returns the new token.
+func (h *Handler) authenticate(r *http.Request, inline inlineLogin) (*identity, string, *denial) {
+	tok, present, d := h.credential(r)
+	if d != nil {
+		return nil, "", d
+	}
+	if present {
+		id, d := h.check(r.Context(), tok)
+		return id, "", d
+	}
+	if inline.code == "" {
+		return nil, "", unauthenticated("sign in first: send a session token or a code")
+	}
+	id, d := h.loginWithCode(r.Context(), inline.code, inline.corp)
+	h.logLogin(r, "code", id, d)
+	if d != nil {
+		return nil, "", d
+	}
+	tok, _, err := h.issue(id)
+	if err != nil {
+		return nil, "", &denial{status: http.StatusInternalServerError, code: "internal", message: "could not issue a session", cause: err}
+	}
+	return id, tok, nil
+}
+
+// credential returns the session token a request presents. A Bearer
+// token comes first; the cookie is read only without one, so a mini program
+// (which keeps no cookies) and a browser each have one way in.
+func (h *Handler) credential(r *http.Request) (token string, present bool, d *denial) {
+	if auth := r.Header["Authorization"]; len(auth) > 0 {
+		if len(auth) > 1 {
+			return "", false, unauthenticated("more than one Authorization header")
+		}
+		if tok, ok := bearer(r.Header); ok {
+			return tok, true, nil
+		}
+		// Another scheme (e.g. Basic for the backend) is not ours to judge.
+	}
+	if _, ok := r.Header["Cookie"]; !ok {
+		return "", false, nil
+	}
+	cookies := r.CookiesNamed(h.CookieName)
+	switch len(cookies) {
+	case 0:
+		return "", false, nil
+	case 1:
+		return cookies[0].Value, true, nil
+	default:
+		return "", false, unauthenticated("more than one session cookie")
+	}
+}
+
+// check opens a session token and decides whether its holder may pass now.
+func (h *Handler) check(ctx context.Context, token string) (*identity, *denial) {
+	c, err := h.ring.Open(token, h.now())
+	if err != nil {
+		return nil, unauthenticated("the session is invalid or has expired; sign in again")
+	}
+	if h.revoked.has(c.ID) {
+		return nil, unauthenticated("the session has ended; sign in again")
+	}
+	if c.Review {
+		name, _ := strings.CutPrefix(c.UserID, reviewUserPrefix)
+		if h.review == nil || !h.review.hasUser(name) {
+			return nil, unauthenticated("review sign-in is no longer enabled for this account")
+		}
+		return &identity{UserID: c.UserID, Name: name, Review: true}, nil
+	}
+	corp := h.corpByID[c.CorpID]
+	if corp == nil || corp.name != c.Corp {
+		return nil, unauthenticated("the session's corp is no longer allowed; sign in again")
+	}
+	return h.checkUser(ctx, corp, &c)
+}
+
+// checkUser admits a session's user on what WeCom said within `recheck`,
+// asks WeCom again when that is older, and while WeCom cannot answer keeps
+// admitting users checked within `stale_grace`.
+func (h *Handler) checkUser(ctx context.Context, corp *corp, c *session.Claims) (*identity, *denial) {
+	now := h.now()
+	recheck, grace := time.Duration(h.Recheck), time.Duration(h.StaleGrace)
+
+	f := h.cachedFacts(c.CorpID, c.UserID)
+	if f == nil || f.checkedAt.Before(c.IssuedAt) {
+		// The login that issued the token checked the user, later than
+		// anything this instance knows.
+		f = &userFacts{checkedAt: c.IssuedAt, status: 1, name: c.Name, depts: c.Departments}
+	}
+	if now.Sub(f.checkedAt) < recheck {
+		return h.admit(corp, c.UserID, f)
+	}
+
+	if now.Before(f.retryAt) {
+		return h.graceOrFail(corp, c.UserID, f, now, unavailable(nil))
+	}
+	fresh, err := h.fetchUser(ctx, corp, c.UserID)
+	if err == nil {
+		return h.admit(corp, c.UserID, fresh)
+	}
+	failed := *f
+	failed.retryAt = now.Add(failedRecheckPause)
+	h.shared.users.Set(userKey(c.CorpID, c.UserID), &failed, recheck+grace)
+	return h.graceOrFail(corp, c.UserID, f, now, fromWeCom(err))
+}
+
+func (h *Handler) graceOrFail(corp *corp, userID string, f *userFacts, now time.Time, fail *denial) (*identity, *denial) {
+	if now.Sub(f.checkedAt) < time.Duration(h.StaleGrace) {
+		return h.admit(corp, userID, f)
+	}
+	return nil, fail
+}
+
+func (h *Handler) cachedFacts(corpID, userID string) *userFacts {
+	if v, ok := h.shared.users.Get(userKey(corpID, userID)); ok {
+		return v.(*userFacts)
+	}
+	return nil
+}
+
+// fetchUser asks WeCom about a user, once however many requests wait for
+// the answer, and remembers it. "Not allowed" answers are facts too.
+func (h *Handler) fetchUser(ctx context.Context, corp *corp, userID string) (*userFacts, error) {
+	key := userKey(corp.id, userID)
+	v, err, _ := h.shared.checks.Do(key, func() (any, error) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), wecomCallBudget)
+		defer cancel()
+		u, err := h.shared.client.GetUser(ctx, corp.credentials(), userID)
+		now := h.now()
+		var f *userFacts
+		switch {
+		case err == nil:
+			f = &userFacts{checkedAt: now, status: u.Status, name: u.Name, depts: joinInts(u.Department)}
+		case wecom.KindOf(err) == wecom.KindUserNotAllowed:
+			f = &userFacts{checkedAt: now, notAllowed: true}
+		default:
+			return nil, err
+		}
+		h.shared.users.Set(key, f, time.Duration(h.Recheck)+time.Duration(h.StaleGrace))
+		return f, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*userFacts), nil
+}
+
+// admit applies the corp's policy to what is known of a user.
+func (h *Handler) admit(corp *corp, userID string, f *userFacts) (*identity, *denial) {
+	switch {
+	case f.notAllowed:
+		return nil, userNotAllowed()
+	case f.status != 1:
+		return nil, userInactive()
+	case !corp.admits(userID, f.depts):
+		return nil, userNotAllowed()
+	}
+	return &identity{UserID: userID, CorpID: corp.id, Corp: corp.name, Name: f.name, Departments: f.depts}, nil
+}
+
+// authorizePath confines review sessions to their allowed paths.
+func (h *Handler) authorizePath(id *identity, r *http.Request) *denial {
+	if !id.Review || h.review.allows(r) {
+		return nil
+	}
+	return reviewForbidden()
+}
+
+func joinInts(ids []int64) string {
+	var b []byte
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, id, 10)
+	}
+	return string(b)
+}

@@ -1,0 +1,205 @@
+package wecomauth
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// maxLoginBody bounds a login request body: a code and a corp name, or a
+// review username and password, fit in far less.
+const maxLoginBody = 4 << 10
+
+// serveEndpoint answers the gateway's own endpoints (SPEC §4).
+func (h *Handler) serveEndpoint(w http.ResponseWriter, r *http.Request, ep string) error {
+	switch ep {
+	case "login":
+		return h.onlyMethod(w, r, http.MethodPost, h.serveLogin)
+	case "review/login":
+		if h.review == nil {
+			return h.notFound(w, r)
+		}
+		return h.onlyMethod(w, r, http.MethodPost, h.serveReviewLogin)
+	case "logout":
+		return h.onlyMethod(w, r, http.MethodPost, h.serveLogout)
+	case "session":
+		return h.onlyMethod(w, r, http.MethodGet, h.serveSession)
+	case "auth":
+		return h.serveAuth(w, r)
+	default:
+		return h.notFound(w, r)
+	}
+}
+
+func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) error {
+	var body struct {
+		Code string `json:"code"`
+		Corp string `json:"corp"`
+	}
+	if d := decodeBody(w, r, &body); d != nil {
+		h.logLogin(r, "code", nil, d)
+		return h.deny(w, r, d)
+	}
+	id, d := h.loginWithCode(r.Context(), body.Code, body.Corp)
+	h.logLogin(r, "code", id, d)
+	if d != nil {
+		return h.deny(w, r, d)
+	}
+	return h.signedIn(w, id)
+}
+
+func (h *Handler) serveReviewLogin(w http.ResponseWriter, r *http.Request) error {
+	var body struct {
+		Username string `json:"username"`
+		Password string `json:"password"`
+	}
+	if d := decodeBody(w, r, &body); d != nil {
+		h.logLogin(r, "review", nil, d)
+		return h.deny(w, r, d)
+	}
+	if body.Username == "" || body.Password == "" {
+		d := invalidRequest("username and password are required")
+		h.logLogin(r, "review", nil, d)
+		return h.deny(w, r, d)
+	}
+	if !h.review.verify(body.Username, body.Password) {
+		d := unauthenticated("wrong username or password")
+		h.logLogin(r, "review", nil, d)
+		return h.deny(w, r, d)
+	}
+	id := &identity{UserID: reviewUserPrefix + body.Username, Name: body.Username, Review: true}
+	h.logLogin(r, "review", id, nil)
+	return h.signedIn(w, id)
+}
+
+// signedIn answers a successful sign-in with a fresh token, as JSON for the
+// mini program and as a cookie for browsers.
+func (h *Handler) signedIn(w http.ResponseWriter, id *identity) error {
+	tok, c, err := h.issue(id)
+	if err != nil {
+		return err
+	}
+	ttl := int(time.Until(c.ExpiresAt).Seconds())
+	http.SetCookie(w, &http.Cookie{
+		Name: h.CookieName, Value: tok, Path: "/", MaxAge: ttl,
+		HttpOnly: true, Secure: true, SameSite: http.SameSiteLaxMode,
+	})
+	resp := map[string]any{
+		"token": tok, "token_type": "Bearer", "expires_in": ttl,
+		"userid": id.UserID, "name": id.Name,
+	}
+	if id.Review {
+		resp["review"] = true
+	} else {
+		resp["corpid"], resp["corp"] = id.CorpID, id.Corp
+	}
+	return writeJSON(w, http.StatusOK, resp)
+}
+
+// serveLogout ends the presented session everywhere. It answers 204 even
+// without a valid session: the caller is signed out either way.
+func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) error {
+	if tok, present, _ := h.credential(r); present {
+		if c, err := h.ring.Open(tok, h.now()); err == nil {
+			if err := h.revoked.revoke(r.Context(), c.ID, c.ExpiresAt); err != nil {
+				// Ended here; other instances may accept it until it expires.
+				h.logger.Error("logout not shared with other instances", zapErr(err))
+			}
+		}
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: h.CookieName, Value: "", Path: "/", MaxAge: -1,
+		HttpOnly: true, Secure: true, SameSite: http.SameSiteLaxMode,
+	})
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (h *Handler) serveSession(w http.ResponseWriter, r *http.Request) error {
+	tok, present, d := h.credential(r)
+	if d == nil && !present {
+		d = unauthenticated("no session")
+	}
+	if d != nil {
+		return h.deny(w, r, d)
+	}
+	id, d := h.check(r.Context(), tok)
+	if d != nil {
+		return h.deny(w, r, d)
+	}
+	c, _ := h.ring.Open(tok, h.now()) // check succeeded, so this does
+	depts := []int64{}
+	for s := range strings.SplitSeq(id.Departments, ",") {
+		if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+			depts = append(depts, n)
+		}
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{
+		"userid": id.UserID, "corpid": id.CorpID, "corp": id.Corp, "name": id.Name,
+		"department": depts, "review": id.Review,
+		"expires_in": int(c.ExpiresAt.Sub(h.now()).Seconds()),
+	})
+}
+
+// serveAuth is forward-auth for another proxy (Caddy's forward_auth, nginx
+// auth_request): 200 with the identity headers, or the denial. The path a
+// review session is judged on is the original one, from X-Forwarded-Uri.
+func (h *Handler) serveAuth(w http.ResponseWriter, r *http.Request) error {
+	id, token, d := h.authenticate(r, inlineLogin{})
+	if d != nil {
+		return h.deny(w, r, d)
+	}
+	if id.Review {
+		orig := r.Clone(r.Context())
+		orig.URL = &url.URL{Path: "/"}
+		if fwd := r.Header.Get("X-Forwarded-Uri"); fwd != "" {
+			u, err := url.ParseRequestURI(fwd)
+			if err != nil {
+				return h.deny(w, r, reviewForbidden())
+			}
+			orig.URL = u
+		}
+		if d := h.authorizePath(id, orig); d != nil {
+			return h.deny(w, r, d)
+		}
+	}
+	if token != "" {
+		w.Header().Set(headerSession, token)
+	}
+	identityHeaders(w.Header(), id)
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+func (h *Handler) onlyMethod(w http.ResponseWriter, r *http.Request, method string, serve func(http.ResponseWriter, *http.Request) error) error {
+	if r.Method != method {
+		w.Header().Set("Allow", method)
+		return h.deny(w, r, &denial{status: http.StatusMethodNotAllowed, code: "method_not_allowed", message: "use " + method})
+	}
+	return serve(w, r)
+}
+
+func (h *Handler) notFound(w http.ResponseWriter, r *http.Request) error {
+	return h.deny(w, r, &denial{status: http.StatusNotFound, code: "not_found", message: "no such endpoint"})
+}
+
+// decodeBody reads a small JSON object; anything else is invalid_request.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) *denial {
+	r.Body = http.MaxBytesReader(w, r.Body, maxLoginBody)
+	dec := json.NewDecoder(r.Body)
+	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return invalidRequest("the body is too large")
+		}
+		return invalidRequest("the body must be a JSON object")
+	}
+	if dec.More() {
+		return invalidRequest("the body must be a single JSON object")
+	}
+	return nil
+}

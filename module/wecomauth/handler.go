@@ -1,0 +1,267 @@
+// Package wecomauth is the wecom_auth Caddy handler: it signs WeCom mini
+// program users in with the code from wx.qy.login, admits only users of the
+// configured corps whom WeCom reports visible and active, and hands their
+// requests on with trusted X-WeCom-* identity headers.
+//
+// A request flows one way: credential → session → user check → headers →
+// next handler. Endpoints under the configured prefix (login, logout,
+// session, auth, review login) answer directly.
+package wecomauth
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/wecomgate/wecomgate/module/session"
+	"github.com/wecomgate/wecomgate/module/wecom"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Defaults of the optional settings (SPEC §3).
+const (
+	DefaultSessionTTL = 24 * time.Hour
+	DefaultRecheck    = 10 * time.Minute
+	DefaultStaleGrace = time.Hour
+	DefaultCookieName = "wecom_session"
+	DefaultEndpoints  = "/wecom"
+)
+
+// Handler authenticates WeCom mini program users in front of a backend.
+type Handler struct {
+	// Base URL of the WeCom server API. Default: https://qyapi.weixin.qq.com.
+	APIBase string `json:"api_base,omitempty"`
+	// The corps whose users may sign in, in order: the first is used when a
+	// login names none.
+	Corps []CorpConfig `json:"corps,omitempty"`
+	// Lifetime of a session token. Default: 24h.
+	SessionTTL caddy.Duration `json:"session_ttl,omitempty"`
+	// How long a user/get answer is trusted before the user is checked
+	// again. Default: 10m.
+	Recheck caddy.Duration `json:"recheck,omitempty"`
+	// While WeCom is unreachable, sessions whose user was checked within
+	// this still pass. Default: 1h.
+	StaleGrace caddy.Duration `json:"stale_grace,omitempty"`
+	// Base64 32-byte keys; the first seals sessions, all open them. Empty:
+	// a key is generated once and kept in Caddy's storage.
+	SessionKeys []string `json:"session_keys,omitempty"`
+	// Name of the session cookie. Default: wecom_session.
+	CookieName string `json:"cookie_name,omitempty"`
+	// Path prefix of the gateway's own endpoints. Default: /wecom.
+	Endpoints string `json:"endpoints,omitempty"`
+	// Account/password sign-in for the app-store review. Optional.
+	Review *ReviewConfig `json:"review,omitempty"`
+
+	corps      []*corp
+	corpByID   map[string]*corp
+	ring       *session.Ring
+	shared     *shared
+	sharedKey  string
+	revoked    *revocations
+	revokedKey string
+	review     *review
+	logger     *zap.Logger
+	now        func() time.Time
+}
+
+// CorpConfig is one corp whose users may sign in.
+type CorpConfig struct {
+	// Name the gateway and the mini program use for this corp.
+	Name string `json:"name"`
+	// WeCom corp id (corpid).
+	CorpID string `json:"corp_id"`
+	// Secret of the app the mini program is associated with in this corp.
+	// Placeholders such as {env.ACME_SECRET} are replaced at provision.
+	Secret string `json:"secret"`
+	// If set, only these userids may sign in.
+	AllowUsers []string `json:"allow_users,omitempty"`
+	// If set, only users in at least one of these departments may sign in.
+	AllowDepartments []int64 `json:"allow_departments,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.wecom_auth",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision sets defaults and attaches the long-lived state (WeCom client
+// with its token cache, user checks, spent codes) that survives reloads.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	h.now = time.Now
+	if h.APIBase == "" {
+		h.APIBase = wecom.DefaultBaseURL
+	}
+	h.APIBase = strings.TrimRight(h.APIBase, "/")
+	if h.SessionTTL <= 0 {
+		h.SessionTTL = caddy.Duration(DefaultSessionTTL)
+	}
+	if h.Recheck <= 0 {
+		h.Recheck = caddy.Duration(DefaultRecheck)
+	}
+	if h.StaleGrace < 0 {
+		h.StaleGrace = 0
+	} else if h.StaleGrace == 0 {
+		h.StaleGrace = caddy.Duration(DefaultStaleGrace)
+	}
+	if h.CookieName == "" {
+		h.CookieName = DefaultCookieName
+	}
+	if h.Endpoints == "" {
+		h.Endpoints = DefaultEndpoints
+	}
+	h.Endpoints = "/" + strings.Trim(h.Endpoints, "/")
+
+	repl := caddy.NewReplacer()
+	h.corpByID = make(map[string]*corp, len(h.Corps))
+	h.corps = h.corps[:0]
+	for i := range h.Corps {
+		c, err := newCorp(h.Corps[i], repl)
+		if err != nil {
+			return err
+		}
+		h.corps = append(h.corps, c)
+		h.corpByID[c.id] = c
+	}
+
+	if h.Review != nil {
+		rv, err := newReview(h.Review)
+		if err != nil {
+			return fmt.Errorf("review: %w", err)
+		}
+		h.review = rv
+	}
+
+	ring, err := loadRing(ctx, h.SessionKeys)
+	if err != nil {
+		return fmt.Errorf("session_key: %w", err)
+	}
+	h.ring = ring
+
+	h.sharedKey = "wecom_auth|" + h.APIBase
+	val, _, err := sharedPool.LoadOrNew(h.sharedKey, func() (caddy.Destructor, error) {
+		return newShared(h.APIBase, ctx.Logger()), nil
+	})
+	if err != nil {
+		return err
+	}
+	h.shared = val.(*shared)
+
+	h.revoked, h.revokedKey, err = attachRevocations(ctx)
+	if err != nil {
+		return fmt.Errorf("revocation list: %w", err)
+	}
+	return nil
+}
+
+// Validate checks the configuration; its messages name the directive at fault.
+func (h *Handler) Validate() error {
+	if len(h.Corps) == 0 {
+		return fmt.Errorf("wecom_auth: at least one corp is required")
+	}
+	names := map[string]bool{}
+	ids := map[string]bool{}
+	for _, c := range h.Corps {
+		switch {
+		case c.Name == "":
+			return fmt.Errorf("wecom_auth: corp: a name is required")
+		case strings.TrimSpace(c.CorpID) == "":
+			return fmt.Errorf("wecom_auth: corp %s: corp_id is required", c.Name)
+		case c.Secret == "":
+			return fmt.Errorf("wecom_auth: corp %s: secret is required", c.Name)
+		case names[c.Name]:
+			return fmt.Errorf("wecom_auth: corp %s: duplicate corp name", c.Name)
+		case ids[c.CorpID]:
+			return fmt.Errorf("wecom_auth: corp %s: duplicate corp_id %s", c.Name, c.CorpID)
+		}
+		names[c.Name], ids[c.CorpID] = true, true
+	}
+	for _, c := range h.corps {
+		if c.secret == "" {
+			return fmt.Errorf("wecom_auth: corp %s: secret is empty after replacing placeholders (is the environment variable set?)", c.name)
+		}
+	}
+	if time.Duration(h.SessionTTL) < time.Minute {
+		return fmt.Errorf("wecom_auth: session_ttl must be at least 1m")
+	}
+	if !strings.HasPrefix(h.Endpoints, "/") || strings.ContainsAny(h.Endpoints, "*?# ") {
+		return fmt.Errorf("wecom_auth: endpoints must be a plain path prefix")
+	}
+	if !validCookieName(h.CookieName) {
+		return fmt.Errorf("wecom_auth: cookie_name %q is not a valid cookie name", h.CookieName)
+	}
+	return nil
+}
+
+// Cleanup releases this config's hold on the shared state; the state lives
+// on while a newer config (provisioned before this cleanup) still holds it.
+func (h *Handler) Cleanup() error {
+	var errs []error
+	if h.sharedKey != "" {
+		_, err := sharedPool.Delete(h.sharedKey)
+		errs = append(errs, err)
+	}
+	if h.revokedKey != "" {
+		_, err := revocationPool.Delete(h.revokedKey)
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// ServeHTTP strips every client-sent X-WeCom-* header, answers the
+// gateway's own endpoints, and lets other requests through only with a
+// valid session.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	inline := stripClientHeaders(r.Header)
+
+	if ep, ok := h.endpoint(r.URL.Path); ok {
+		return h.serveEndpoint(w, r, ep)
+	}
+
+	id, token, d := h.authenticate(r, inline)
+	if d != nil {
+		return h.deny(w, r, d)
+	}
+	if d := h.authorizePath(id, r); d != nil {
+		return h.deny(w, r, d)
+	}
+	if token != "" {
+		// An inline login's new token goes back to the client; it is taken
+		// out of the header map once the response is written so that Caddy's
+		// access log, which records response headers, never shows it.
+		w.Header().Set(headerSession, token)
+		defer w.Header().Del(headerSession)
+	}
+	h.forward(r, id)
+	return next.ServeHTTP(w, r)
+}
+
+// endpoint reports which gateway endpoint a path names, if any.
+func (h *Handler) endpoint(p string) (string, bool) {
+	rest, ok := strings.CutPrefix(p, h.Endpoints)
+	if !ok || (rest != "" && rest[0] != '/') {
+		return "", false
+	}
+	return strings.TrimPrefix(rest, "/"), true
+}
+
+// Interface guards
+var (
+	_ caddy.Module                = (*Handler)(nil)
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)

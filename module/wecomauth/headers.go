@@ -1,0 +1,150 @@
+package wecomauth
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+)
+
+// Headers of SPEC §5. Everything starting with headerPrefix is the
+// gateway's to set: a client can never send one through.
+const (
+	headerPrefix     = "X-Wecom-"
+	headerUserID     = "X-WeCom-UserId"
+	headerCorpID     = "X-WeCom-CorpId"
+	headerCorp       = "X-WeCom-Corp"
+	headerName       = "X-WeCom-Name"
+	headerDepartment = "X-WeCom-Department"
+	headerReview     = "X-WeCom-Review"
+	headerCode       = "X-WeCom-Code"    // inline login: the code from wx.qy.login
+	headerSession    = "X-WeCom-Session" // inline login: the new token, in the response
+)
+
+// identity is who a request is from, as the backend is told.
+type identity struct {
+	UserID      string
+	CorpID      string
+	Corp        string
+	Name        string
+	Departments string // comma-separated ids
+	Review      bool
+}
+
+// inlineLogin is what a client asked for with X-WeCom-Code / X-WeCom-Corp.
+type inlineLogin struct {
+	code, corp string
+}
+
+// stripClientHeaders removes every header whose name starts with X-WeCom-,
+// in any letter case (a header map built by hand need not be canonical),
+// and returns the inline-login request they carried, if any.
+func stripClientHeaders(h http.Header) inlineLogin {
+	var in inlineLogin
+	for name, vals := range h {
+		if len(name) < len(headerPrefix) || !strings.EqualFold(name[:len(headerPrefix)], headerPrefix) {
+			continue
+		}
+		if len(vals) == 1 {
+			switch {
+			case strings.EqualFold(name, headerCode):
+				in.code = vals[0]
+			case strings.EqualFold(name, headerCorp):
+				in.corp = vals[0]
+			}
+		}
+		delete(h, name)
+	}
+	return in
+}
+
+// forward prepares an admitted request for the next handler: identity
+// headers and placeholders set, the gateway's own token taken out.
+func (h *Handler) forward(r *http.Request, id *identity) {
+	identityHeaders(r.Header, id)
+	h.removeToken(r)
+
+	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if repl != nil {
+		// http.auth.user.id is what Caddy's access log reports as user_id.
+		repl.Set("http.auth.user.id", id.UserID)
+		repl.Set("http.auth.user.corpid", id.CorpID)
+		repl.Set("http.auth.user.corp", id.Corp)
+		repl.Set("http.auth.user.name", id.Name)
+		repl.Set("http.auth.user.department", id.Departments)
+	}
+}
+
+// identityHeaders writes the identity headers of SPEC §5 into h: a request
+// going on, or the answer of the forward-auth endpoint.
+func identityHeaders(h http.Header, id *identity) {
+	h.Set(headerUserID, id.UserID)
+	if id.Review {
+		h.Set(headerReview, "1")
+		return
+	}
+	h.Set(headerCorpID, id.CorpID)
+	h.Set(headerCorp, id.Corp)
+	h.Set(headerName, url.PathEscape(id.Name))
+	h.Set(headerDepartment, id.Departments)
+}
+
+// removeToken takes the gateway's session out of Authorization and Cookie
+// so the backend never sees it; the backend's own cookies stay.
+func (h *Handler) removeToken(r *http.Request) {
+	if _, ok := bearer(r.Header); ok {
+		r.Header.Del("Authorization")
+	}
+	cookies := r.Header.Values("Cookie")
+	if len(cookies) == 0 {
+		return
+	}
+	var kept []string
+	found := false
+	for _, line := range cookies {
+		for part := range strings.SplitSeq(line, ";") {
+			name, _, _ := strings.Cut(strings.TrimSpace(part), "=")
+			if name == h.CookieName {
+				found = true
+				continue
+			}
+			if p := strings.TrimSpace(part); p != "" {
+				kept = append(kept, p)
+			}
+		}
+	}
+	if !found {
+		return
+	}
+	if len(kept) == 0 {
+		r.Header.Del("Cookie")
+		return
+	}
+	r.Header.Set("Cookie", strings.Join(kept, "; "))
+}
+
+// bearer returns the token of a single "Authorization: Bearer" header.
+func bearer(h http.Header) (string, bool) {
+	vals := h["Authorization"]
+	if len(vals) != 1 {
+		return "", false
+	}
+	scheme, tok, ok := strings.Cut(vals[0], " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	return strings.TrimSpace(tok), true
+}
+
+func validCookieName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if c <= ' ' || c >= 0x7f || strings.ContainsRune(`()<>@,;:\"/[]?={}`, c) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,172 @@
+package wecomauth
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
+
+	"github.com/wecomgate/wecomgate/module/session"
+)
+
+// Logout must end a session on every instance that shares Caddy's storage,
+// though sessions themselves are stateless. Each logout writes a small
+// record under revokedPrefix holding the token's expiry; every instance
+// reads new records every revocationPoll and deletes the ones whose token
+// would have expired anyway, so the list stays as short as the live
+// sessions that were logged out.
+const (
+	revokedPrefix  = "wecomgate/revoked"
+	revocationPoll = 5 * time.Second
+)
+
+var revocationPool = caddy.NewUsagePool()
+
+type revocations struct {
+	storage certmagic.Storage
+	logger  *zap.Logger
+
+	// ids is replaced, never changed in place, so the request path reads
+	// it without a lock.
+	ids  atomic.Pointer[map[session.ID]int64] // → expiry, unix seconds
+	mu   sync.Mutex                           // serialises writers of ids
+	stop chan struct{}
+	done chan struct{}
+}
+
+// attachRevocations returns the revocation list of ctx's storage, starting
+// its poller if this is the first handler to use it.
+func attachRevocations(ctx caddy.Context) (*revocations, string, error) {
+	st := ctx.Storage()
+	key := "revocations|" + storageName(st)
+	val, _, err := revocationPool.LoadOrNew(key, func() (caddy.Destructor, error) {
+		rv := &revocations{storage: st, logger: ctx.Logger().Named("revocations"),
+			stop: make(chan struct{}), done: make(chan struct{})}
+		empty := map[session.ID]int64{}
+		rv.ids.Store(&empty)
+		rv.sync(context.Background())
+		go rv.poll()
+		return rv, nil
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return val.(*revocations), key, nil
+}
+
+// storageName identifies a storage configuration; storages that cannot say
+// who they are get a list of their own.
+func storageName(st certmagic.Storage) string {
+	if s, ok := st.(fmt.Stringer); ok {
+		return fmt.Sprintf("%T:%s", st, s.String())
+	}
+	return fmt.Sprintf("%T:%p", st, st)
+}
+
+func (rv *revocations) has(id session.ID) bool {
+	m := *rv.ids.Load()
+	if len(m) == 0 {
+		return false
+	}
+	_, ok := m[id]
+	return ok
+}
+
+// revoke ends a session here at once and, through storage, everywhere else
+// within revocationPoll.
+func (rv *revocations) revoke(ctx context.Context, id session.ID, expires time.Time) error {
+	rv.add(map[session.ID]int64{id: expires.Unix()}, time.Now())
+	err := rv.storage.Store(ctx, path.Join(revokedPrefix, hex.EncodeToString(id[:])),
+		[]byte(strconv.FormatInt(expires.Unix(), 10)))
+	if err != nil {
+		return fmt.Errorf("storing revocation: %w", err)
+	}
+	return nil
+}
+
+// add merges new entries and drops expired ones in one copy.
+func (rv *revocations) add(entries map[session.ID]int64, now time.Time) {
+	rv.mu.Lock()
+	defer rv.mu.Unlock()
+	old := *rv.ids.Load()
+	next := make(map[session.ID]int64, len(old)+len(entries))
+	for id, exp := range old {
+		if exp > now.Unix() {
+			next[id] = exp
+		}
+	}
+	for id, exp := range entries {
+		next[id] = exp
+	}
+	rv.ids.Store(&next)
+}
+
+func (rv *revocations) poll() {
+	defer close(rv.done)
+	t := time.NewTicker(revocationPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-rv.stop:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), revocationPoll)
+			rv.sync(ctx)
+			cancel()
+		}
+	}
+}
+
+// sync reads records this instance has not seen and deletes stale ones.
+func (rv *revocations) sync(ctx context.Context) {
+	keys, err := rv.storage.List(ctx, revokedPrefix, false)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			rv.logger.Warn("listing revocations", zap.Error(err))
+		}
+		rv.add(nil, time.Now())
+		return
+	}
+	now := time.Now()
+	known := *rv.ids.Load()
+	fresh := map[session.ID]int64{}
+	for _, key := range keys {
+		var id session.ID
+		raw, err := hex.DecodeString(path.Base(key))
+		if err != nil || len(raw) != len(id) {
+			continue
+		}
+		copy(id[:], raw)
+		if _, ok := known[id]; ok {
+			continue
+		}
+		val, err := rv.storage.Load(ctx, key)
+		if err != nil {
+			continue // deleted meanwhile by another instance
+		}
+		exp, err := strconv.ParseInt(string(val), 10, 64)
+		if err != nil || exp <= now.Unix() {
+			_ = rv.storage.Delete(ctx, key)
+			continue
+		}
+		fresh[id] = exp
+	}
+	rv.add(fresh, now)
+}
+
+// Destruct implements caddy.Destructor.
+func (rv *revocations) Destruct() error {
+	close(rv.stop)
+	<-rv.done
+	return nil
+}

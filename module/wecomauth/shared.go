@@ -1,0 +1,50 @@
+package wecomauth
+
+import (
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/patrickmn/go-cache"
+	"go.uber.org/zap"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/wecomgate/wecomgate/module/wecom"
+)
+
+// sharedPool keeps the state that must outlive a config reload: Caddy
+// provisions the new config before it cleans up the old one, so both hold
+// the same entry and nothing is fetched or forgotten in between.
+var sharedPool = caddy.NewUsagePool()
+
+// spentCodeTTL is how long a code's exchange is remembered so that a client
+// retrying the same code gets the same user instead of WeCom's 40029. It is
+// WeCom's own validity of a code.
+const spentCodeTTL = 5 * time.Minute
+
+// shared is the long-lived state of every wecom_auth handler that talks to
+// one WeCom API base. It caches WeCom's facts, never policy: each handler
+// applies its own allow-lists to them.
+type shared struct {
+	client *wecom.Client
+	users  *cache.Cache // userKey → *userFacts
+	spent  *cache.Cache // corpid + code → wecom.Session
+	checks singleflight.Group
+	codes  singleflight.Group
+}
+
+func newShared(apiBase string, logger *zap.Logger) *shared {
+	return &shared{
+		client: wecom.New(wecom.Options{BaseURL: apiBase, Logger: logger.Named("wecom")}),
+		users:  cache.New(cache.NoExpiration, 10*time.Minute),
+		spent:  cache.New(spentCodeTTL, time.Minute),
+	}
+}
+
+// Destruct implements caddy.Destructor.
+func (s *shared) Destruct() error {
+	s.users.Flush()
+	s.spent.Flush()
+	return nil
+}
+
+func userKey(corpID, userID string) string { return corpID + "\x00" + userID }

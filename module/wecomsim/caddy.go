@@ -1,0 +1,186 @@
+package wecomsim
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Handler is the Caddy module http.handlers.wecom_simulator: it answers the WeCom calls and the
+// development interface and passes every other request to the next handler.
+type Handler struct {
+	TokenTTL caddy.Duration `json:"token_ttl,omitempty"`
+	CodeTTL  caddy.Duration `json:"code_ttl,omitempty"`
+	DevPath  string         `json:"dev_path,omitempty"`
+	Corps    []CorpConfig   `json:"corps,omitempty"`
+
+	sim     *Simulator
+	poolKey string
+}
+
+// CorpConfig is one corp of the simulator. Secret may be a runtime placeholder such as {env.X}.
+type CorpConfig struct {
+	Name   string       `json:"name,omitempty"`
+	CorpID string       `json:"corp_id,omitempty"`
+	Secret string       `json:"secret,omitempty"`
+	Users  []UserConfig `json:"users,omitempty"`
+}
+
+// UserConfig is one member of a corp's contacts.
+type UserConfig struct {
+	UserID     string  `json:"userid"`
+	Name       string  `json:"name,omitempty"`
+	Department []int64 `json:"department,omitempty"`
+	Status     int     `json:"status,omitempty"`
+	Hidden     bool    `json:"hidden,omitempty"`
+}
+
+// simulators holds the running Simulators keyed by their configuration, so that a config reload
+// with the same simulator configuration keeps its tokens, codes, faults and counts.
+var simulators = caddy.NewUsagePool()
+
+// pooled lets a Simulator live in a caddy.UsagePool, which wants a Destructor; nothing needs
+// releasing.
+type pooled struct{ *Simulator }
+
+func (pooled) Destruct() error { return nil }
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.wecom_simulator",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision finds the Simulator of this configuration or builds it.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	key, err := json.Marshal(h)
+	if err != nil {
+		return err
+	}
+	h.poolKey = string(key)
+	val, _, err := simulators.LoadOrNew(h.poolKey, func() (caddy.Destructor, error) {
+		return pooled{New(h.config())}, nil
+	})
+	if err != nil {
+		return err
+	}
+	h.sim = val.(pooled).Simulator
+	ctx.Logger().Warn("WeCom simulator enabled: for development only, never expose it",
+		zap.String("dev_path", h.sim.devPath), zap.Int("corps", len(h.Corps)))
+	return nil
+}
+
+// config turns the module's configuration into the Simulator's, resolving placeholders in
+// secrets so that they can come from the environment.
+func (h *Handler) config() Config {
+	repl := caddy.NewReplacer()
+	cfg := Config{TokenTTL: time.Duration(h.TokenTTL), CodeTTL: time.Duration(h.CodeTTL), DevPath: h.DevPath}
+	for _, c := range h.Corps {
+		corp := Corp{Name: c.Name, CorpID: c.CorpID, Secret: repl.ReplaceAll(c.Secret, "")}
+		if corp.Name == "" {
+			corp.Name = corp.CorpID
+		}
+		for _, u := range c.Users {
+			corp.Users = append(corp.Users, User{
+				UserID: u.UserID, Name: u.Name, Departments: u.Department, Status: u.Status, Hidden: u.Hidden,
+			})
+		}
+		cfg.Corps = append(cfg.Corps, corp)
+	}
+	return cfg
+}
+
+// Validate rejects configurations under which a lookup by corp name or corp_id would be
+// ambiguous, and values WeCom never answers.
+func (h *Handler) Validate() error {
+	if h.TokenTTL < 0 || h.CodeTTL < 0 {
+		return errors.New("wecom_simulator: token_ttl and code_ttl must not be negative")
+	}
+	if h.DevPath != "" && !strings.HasPrefix(h.DevPath, "/") {
+		return fmt.Errorf("wecom_simulator: dev_path %q must start with /", h.DevPath)
+	}
+	if strings.HasPrefix(h.DevPath+"/", "/cgi-bin/") {
+		return fmt.Errorf("wecom_simulator: dev_path %q must not be under /cgi-bin", h.DevPath)
+	}
+	if len(h.Corps) == 0 {
+		return errors.New("wecom_simulator: at least one corp is required")
+	}
+	seen := make(map[string]string) // corp name or corp_id -> what it named
+	for i, c := range h.Corps {
+		label := c.Name
+		if label == "" {
+			label = fmt.Sprintf("#%d", i+1)
+		}
+		if c.CorpID == "" {
+			return fmt.Errorf("wecom_simulator: corp %s: corp_id is required", label)
+		}
+		if c.Secret == "" {
+			return fmt.Errorf("wecom_simulator: corp %s: secret is required", label)
+		}
+		keys := []string{c.CorpID}
+		if c.Name != "" && c.Name != c.CorpID {
+			keys = append(keys, c.Name)
+		}
+		for _, k := range keys {
+			if prev, dup := seen[k]; dup {
+				return fmt.Errorf("wecom_simulator: corp %s: %q is already the name or corp_id of corp %s", label, k, prev)
+			}
+			seen[k] = label
+		}
+		users := make(map[string]bool)
+		for _, u := range c.Users {
+			if u.UserID == "" {
+				return fmt.Errorf("wecom_simulator: corp %s: user without userid", label)
+			}
+			if users[u.UserID] {
+				return fmt.Errorf("wecom_simulator: corp %s: user %s is configured twice", label, u.UserID)
+			}
+			users[u.UserID] = true
+			if !validStatus(u.Status) {
+				return fmt.Errorf("wecom_simulator: corp %s: user %s: status %d is not one of 1, 2, 4, 5", label, u.UserID, u.Status)
+			}
+		}
+	}
+	return nil
+}
+
+// Cleanup releases this configuration's hold on its Simulator.
+func (h *Handler) Cleanup() error {
+	if h.poolKey == "" {
+		return nil
+	}
+	_, err := simulators.Delete(h.poolKey)
+	return err
+}
+
+// ServeHTTP answers the WeCom calls and the development interface and passes the rest on.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if !h.sim.handles(r.URL.Path) {
+		return next.ServeHTTP(w, r)
+	}
+	h.sim.ServeHTTP(w, r)
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+	_ caddyfile.Unmarshaler       = (*Handler)(nil)
+)

@@ -1,0 +1,172 @@
+package wecomsim
+
+import (
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("wecom_simulator", parseCaddyfile)
+	// Before reverse_proxy, so that a site can proxy everything the simulator does not answer.
+	httpcaddyfile.RegisterDirectiveOrder("wecom_simulator", httpcaddyfile.Before, "reverse_proxy")
+}
+
+func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	m := new(Handler)
+	err := m.UnmarshalCaddyfile(h.Dispenser)
+	return m, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
+//
+//	wecom_simulator [<matcher>] {
+//		token_ttl <duration>
+//		code_ttl  <duration>
+//		dev_path  <path>
+//		corp <name> {
+//			corp_id <corpid>
+//			secret  <secret>
+//			user <userid> [<name>] {
+//				name       <name>
+//				department <id...>
+//				status     1|2|4|5
+//				hidden     [true|false]
+//			}
+//		}
+//	}
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // the directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "token_ttl":
+			if err := parseDuration(d, &h.TokenTTL); err != nil {
+				return err
+			}
+		case "code_ttl":
+			if err := parseDuration(d, &h.CodeTTL); err != nil {
+				return err
+			}
+		case "dev_path":
+			if !d.AllArgs(&h.DevPath) {
+				return d.ArgErr()
+			}
+		case "corp":
+			c, err := parseCorp(d)
+			if err != nil {
+				return err
+			}
+			h.Corps = append(h.Corps, c)
+		default:
+			return d.Errf("wecom_simulator: unknown subdirective %q", d.Val())
+		}
+	}
+	return nil
+}
+
+func parseDuration(d *caddyfile.Dispenser, dst *caddy.Duration) error {
+	name := d.Val()
+	var v string
+	if !d.AllArgs(&v) {
+		return d.ArgErr()
+	}
+	dur, err := caddy.ParseDuration(v)
+	if err != nil {
+		return d.Errf("%s: %v", name, err)
+	}
+	*dst = caddy.Duration(dur)
+	return nil
+}
+
+func parseCorp(d *caddyfile.Dispenser) (CorpConfig, error) {
+	var c CorpConfig
+	if !d.AllArgs(&c.Name) {
+		return c, d.Errf("corp: want exactly one name, as in: corp <name> { ... }")
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "corp_id":
+			if !d.AllArgs(&c.CorpID) {
+				return c, d.ArgErr()
+			}
+		case "secret":
+			if !d.AllArgs(&c.Secret) {
+				return c, d.ArgErr()
+			}
+		case "user":
+			u, err := parseUser(d)
+			if err != nil {
+				return c, err
+			}
+			c.Users = append(c.Users, u)
+		default:
+			return c, d.Errf("corp %s: unknown subdirective %q", c.Name, d.Val())
+		}
+	}
+	return c, nil
+}
+
+func parseUser(d *caddyfile.Dispenser) (UserConfig, error) {
+	var u UserConfig
+	args := d.RemainingArgs()
+	if len(args) < 1 || len(args) > 2 {
+		return u, d.Errf("user: want a userid and optionally a name, as in: user <userid> [<name>]")
+	}
+	u.UserID = args[0]
+	if len(args) == 2 {
+		u.Name = args[1]
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "name":
+			if !d.AllArgs(&u.Name) {
+				return u, d.ArgErr()
+			}
+		case "department":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return u, d.ArgErr()
+			}
+			for _, a := range args {
+				id, err := strconv.ParseInt(a, 10, 64)
+				if err != nil || id < 1 {
+					return u, d.Errf("user %s: department: %q is not a department id", u.UserID, a)
+				}
+				u.Department = append(u.Department, id)
+			}
+		case "status":
+			var v string
+			if !d.AllArgs(&v) {
+				return u, d.ArgErr()
+			}
+			st, err := strconv.Atoi(v)
+			if err != nil || st == 0 || !validStatus(st) {
+				return u, d.Errf("user %s: status: %q is not one of 1 (active), 2 (disabled), 4 (not activated), 5 (left)", u.UserID, v)
+			}
+			u.Status = st
+		case "hidden":
+			args := d.RemainingArgs()
+			switch len(args) {
+			case 0:
+				u.Hidden = true
+			case 1:
+				b, err := strconv.ParseBool(args[0])
+				if err != nil {
+					return u, d.Errf("user %s: hidden: %q is not true or false", u.UserID, args[0])
+				}
+				u.Hidden = b
+			default:
+				return u, d.ArgErr()
+			}
+		default:
+			return u, d.Errf("user %s: unknown subdirective %q", u.UserID, d.Val())
+		}
+	}
+	return u, nil
+}

@@ -1,0 +1,427 @@
+package wecomsim
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The development interface lives under DevPath. Every request takes JSON, or the same fields
+// as query parameters so that curl needs no body; when both are present the body wins.
+
+const maxDevBody = 64 << 10
+
+func (s *Simulator) serveDev(w http.ResponseWriter, r *http.Request) {
+	route := strings.Trim(strings.TrimPrefix(r.URL.Path, s.devPath), "/")
+	type handler = func(http.ResponseWriter, *http.Request)
+	var methods map[string]handler
+	switch route {
+	case "code":
+		methods = map[string]handler{http.MethodPost: s.devCode}
+	case "tokens/expire":
+		methods = map[string]handler{http.MethodPost: s.devExpireTokens}
+	case "faults":
+		methods = map[string]handler{http.MethodPost: s.devInjectFault, http.MethodDelete: s.devClearFaults}
+	case "users":
+		methods = map[string]handler{http.MethodPut: s.devSetUser}
+	case "counts":
+		methods = map[string]handler{http.MethodGet: s.devCounts, http.MethodDelete: s.devResetCounts}
+	case "state":
+		methods = map[string]handler{http.MethodGet: s.devState}
+	default:
+		writeDevError(w, http.StatusNotFound, "not_found", "no such development endpoint: "+r.URL.Path)
+		return
+	}
+	h, ok := methods[r.Method]
+	if !ok {
+		allowed := make([]string, 0, len(methods))
+		for m := range methods {
+			allowed = append(allowed, m)
+		}
+		slices.Sort(allowed)
+		w.Header().Set("Allow", strings.Join(allowed, ", "))
+		writeDevError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed here; use "+strings.Join(allowed, " or "))
+		return
+	}
+	h(w, r)
+}
+
+func (s *Simulator) devCode(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Corp   string `json:"corp"`
+		UserID string `json:"userid"`
+	}
+	q := r.URL.Query()
+	in.Corp, in.UserID = q.Get("corp"), q.Get("userid")
+	if !decodeBody(w, r, &in) {
+		return
+	}
+	if in.UserID == "" {
+		writeDevError(w, http.StatusBadRequest, "invalid_request", "userid is required")
+		return
+	}
+	code, err := s.MintCode(in.Corp, in.UserID)
+	if err != nil {
+		writeLookupError(w, err)
+		return
+	}
+	writeDevJSON(w, http.StatusOK, map[string]any{"code": code, "expires_in": int(s.codeTTL / time.Second)})
+}
+
+func (s *Simulator) devExpireTokens(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Corp    string `json:"corp"`
+		Errcode int    `json:"errcode"`
+	}
+	q := r.URL.Query()
+	in.Corp = q.Get("corp")
+	if v := q.Get("errcode"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			writeDevError(w, http.StatusBadRequest, "invalid_request", "errcode: "+err.Error())
+			return
+		}
+		in.Errcode = n
+	}
+	if !decodeBody(w, r, &in) {
+		return
+	}
+	if in.Corp != "" && !s.knownCorp(in.Corp) {
+		writeDevError(w, http.StatusNotFound, "not_found", fmt.Sprintf("unknown corp %q", in.Corp))
+		return
+	}
+	s.ExpireTokens(in.Corp, in.Errcode)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Simulator) knownCorp(key string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.findCorpLocked(key) != nil
+}
+
+// faultJSON is a Fault on the wire: the delay is a duration string such as "2s".
+type faultJSON struct {
+	Endpoint string       `json:"endpoint"`
+	Errcode  int          `json:"errcode"`
+	Status   int          `json:"status"`
+	Garbage  bool         `json:"garbage"`
+	Delay    jsonDuration `json:"delay"`
+	Count    int          `json:"count"`
+}
+
+type jsonDuration time.Duration
+
+func (d jsonDuration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+func (d *jsonDuration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return errors.New(`want a duration string such as "2s"`)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = jsonDuration(v)
+	return nil
+}
+
+func (s *Simulator) devInjectFault(w http.ResponseWriter, r *http.Request) {
+	var in faultJSON
+	if err := faultFromQuery(r.URL.Query(), &in); err != nil {
+		writeDevError(w, http.StatusBadRequest, "invalid_request", err.Error())
+		return
+	}
+	if !decodeBody(w, r, &in) {
+		return
+	}
+	f := Fault{
+		Endpoint: normalizeEndpoint(in.Endpoint),
+		Errcode:  in.Errcode,
+		Status:   in.Status,
+		Garbage:  in.Garbage,
+		Delay:    time.Duration(in.Delay),
+		Count:    in.Count,
+	}
+	if err := checkFault(f); err != nil {
+		writeDevError(w, http.StatusBadRequest, "invalid_request", err.Error())
+		return
+	}
+	s.InjectFault(f)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func faultFromQuery(q url.Values, f *faultJSON) error {
+	f.Endpoint = q.Get("endpoint")
+	for _, field := range []struct {
+		name string
+		dst  *int
+	}{{"errcode", &f.Errcode}, {"status", &f.Status}, {"count", &f.Count}} {
+		if v := q.Get(field.name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return fmt.Errorf("%s: %v", field.name, err)
+			}
+			*field.dst = n
+		}
+	}
+	if q.Has("garbage") {
+		b, err := parseFlag(q.Get("garbage"))
+		if err != nil {
+			return fmt.Errorf("garbage: %v", err)
+		}
+		f.Garbage = b
+	}
+	if v := q.Get("delay"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("delay: %v", err)
+		}
+		f.Delay = jsonDuration(d)
+	}
+	return nil
+}
+
+// parseFlag reads a boolean query parameter; a bare "?hidden" means true.
+func parseFlag(v string) (bool, error) {
+	if v == "" {
+		return true, nil
+	}
+	return strconv.ParseBool(v)
+}
+
+// checkFault rejects faults that would never fire or never do anything, which are typos.
+func checkFault(f Fault) error {
+	if f.Endpoint != "" && !slices.Contains(endpoints, f.Endpoint) {
+		return fmt.Errorf("endpoint %q is not one of %s or \"*\"", f.Endpoint, strings.Join(endpoints, ", "))
+	}
+	if f.Status != 0 && (f.Status < 100 || f.Status > 599) {
+		return fmt.Errorf("status %d is not an HTTP status", f.Status)
+	}
+	if f.Delay < 0 || f.Count < 0 {
+		return errors.New("delay and count must not be negative")
+	}
+	if f.Errcode == 0 && f.Status == 0 && !f.Garbage && f.Delay == 0 {
+		return errors.New("the fault does nothing: set errcode, status, garbage or delay")
+	}
+	return nil
+}
+
+func (s *Simulator) devClearFaults(w http.ResponseWriter, _ *http.Request) {
+	s.ClearFaults()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// userJSON is a user on the wire. Pointer fields tell a partial update which fields were sent.
+type userJSON struct {
+	Corp       string   `json:"corp,omitempty"`
+	UserID     string   `json:"userid"`
+	Name       *string  `json:"name,omitempty"`
+	Department *[]int64 `json:"department,omitempty"`
+	Status     *int     `json:"status,omitempty"`
+	Hidden     *bool    `json:"hidden,omitempty"`
+}
+
+func (s *Simulator) devSetUser(w http.ResponseWriter, r *http.Request) {
+	var in userJSON
+	if err := userFromQuery(r.URL.Query(), &in); err != nil {
+		writeDevError(w, http.StatusBadRequest, "invalid_request", err.Error())
+		return
+	}
+	if !decodeBody(w, r, &in) {
+		return
+	}
+	if in.UserID == "" {
+		writeDevError(w, http.StatusBadRequest, "invalid_request", "userid is required")
+		return
+	}
+	if in.Status != nil && !validStatus(*in.Status) {
+		writeDevError(w, http.StatusBadRequest, "invalid_request", fmt.Sprintf("status %d is not one of 1, 2, 4, 5", *in.Status))
+		return
+	}
+
+	// Read, merge and write under one lock so that concurrent partial updates do not lose fields.
+	s.mu.Lock()
+	c := s.findCorpLocked(in.Corp)
+	if c == nil {
+		s.mu.Unlock()
+		writeDevError(w, http.StatusNotFound, "not_found", fmt.Sprintf("unknown corp %q", in.Corp))
+		return
+	}
+	u, ok := c.users[in.UserID]
+	if !ok {
+		u = User{UserID: in.UserID}
+	}
+	if in.Name != nil {
+		u.Name = *in.Name
+	}
+	if in.Department != nil {
+		u.Departments = *in.Department
+	}
+	if in.Status != nil {
+		u.Status = *in.Status
+	}
+	if in.Hidden != nil {
+		u.Hidden = *in.Hidden
+	}
+	u = normalizeUser(u)
+	c.users[u.UserID] = u
+	corpName := c.name
+	s.mu.Unlock()
+
+	writeDevJSON(w, http.StatusOK, userOut(corpName, u))
+}
+
+func userFromQuery(q url.Values, u *userJSON) error {
+	u.Corp, u.UserID = q.Get("corp"), q.Get("userid")
+	if q.Has("name") {
+		name := q.Get("name")
+		u.Name = &name
+	}
+	if q.Has("department") {
+		var deps []int64
+		for _, v := range q["department"] {
+			for _, part := range strings.Split(v, ",") {
+				if part = strings.TrimSpace(part); part == "" {
+					continue
+				}
+				n, err := strconv.ParseInt(part, 10, 64)
+				if err != nil {
+					return fmt.Errorf("department: %v", err)
+				}
+				deps = append(deps, n)
+			}
+		}
+		u.Department = &deps
+	}
+	if v := q.Get("status"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("status: %v", err)
+		}
+		u.Status = &n
+	}
+	if q.Has("hidden") {
+		b, err := parseFlag(q.Get("hidden"))
+		if err != nil {
+			return fmt.Errorf("hidden: %v", err)
+		}
+		u.Hidden = &b
+	}
+	return nil
+}
+
+func userOut(corpName string, u User) userJSON {
+	deps := append([]int64(nil), u.Departments...)
+	return userJSON{Corp: corpName, UserID: u.UserID, Name: &u.Name, Department: &deps, Status: &u.Status, Hidden: &u.Hidden}
+}
+
+func (s *Simulator) devCounts(w http.ResponseWriter, _ *http.Request) {
+	writeDevJSON(w, http.StatusOK, s.Counts())
+}
+
+func (s *Simulator) devResetCounts(w http.ResponseWriter, _ *http.Request) {
+	s.ResetCounts()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// stateJSON is everything a playground page needs to show, and no secret.
+type stateJSON struct {
+	DevPath  string         `json:"dev_path"`
+	TokenTTL string         `json:"token_ttl"`
+	CodeTTL  string         `json:"code_ttl"`
+	Corps    []corpState    `json:"corps"`
+	Faults   []faultJSON    `json:"faults"`
+	Counts   map[string]int `json:"counts"`
+}
+
+type corpState struct {
+	Name   string     `json:"name"`
+	CorpID string     `json:"corp_id"`
+	Users  []userJSON `json:"users"`
+}
+
+func (s *Simulator) devState(w http.ResponseWriter, _ *http.Request) {
+	out := stateJSON{
+		DevPath:  s.devPath,
+		TokenTTL: s.tokenTTL.String(),
+		CodeTTL:  s.codeTTL.String(),
+		Corps:    []corpState{},
+		Faults:   []faultJSON{},
+		Counts:   s.Counts(),
+	}
+	s.mu.Lock()
+	for _, c := range s.corps {
+		cs := corpState{Name: c.name, CorpID: c.id, Users: make([]userJSON, 0, len(c.users))}
+		for _, u := range c.users {
+			u := userOut("", u)
+			cs.Users = append(cs.Users, u)
+		}
+		slices.SortFunc(cs.Users, func(a, b userJSON) int { return strings.Compare(a.UserID, b.UserID) })
+		out.Corps = append(out.Corps, cs)
+	}
+	for _, f := range s.faults {
+		endpoint := f.Endpoint
+		if endpoint == "" {
+			endpoint = "*"
+		}
+		out.Faults = append(out.Faults, faultJSON{
+			Endpoint: endpoint, Errcode: f.Errcode, Status: f.Status,
+			Garbage: f.Garbage, Delay: jsonDuration(f.Delay), Count: f.Count,
+		})
+	}
+	s.mu.Unlock()
+	writeDevJSON(w, http.StatusOK, out)
+}
+
+// decodeBody decodes a JSON body, if any, over dst; on failure it answers 400 and returns false.
+// Unknown fields are errors, because a misspelt field would otherwise be silently ignored.
+func decodeBody(w http.ResponseWriter, r *http.Request, dst any) bool {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxDevBody+1))
+	if err != nil {
+		writeDevError(w, http.StatusBadRequest, "invalid_request", "reading body: "+err.Error())
+		return false
+	}
+	if len(body) > maxDevBody {
+		writeDevError(w, http.StatusBadRequest, "invalid_request", "body too large")
+		return false
+	}
+	if len(strings.TrimSpace(string(body))) == 0 {
+		return true
+	}
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		writeDevError(w, http.StatusBadRequest, "invalid_request", "malformed JSON body: "+err.Error())
+		return false
+	}
+	return true
+}
+
+func writeLookupError(w http.ResponseWriter, err error) {
+	if errors.Is(err, ErrUnknownCorp) || errors.Is(err, ErrUnknownUser) {
+		writeDevError(w, http.StatusNotFound, "not_found", err.Error())
+		return
+	}
+	writeDevError(w, http.StatusBadRequest, "invalid_request", err.Error())
+}
+
+func writeDevJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeDevError(w http.ResponseWriter, status int, code, message string) {
+	writeDevJSON(w, status, map[string]string{"error": code, "message": message})
+}

@@ -1,0 +1,365 @@
+// Package wecomsim simulates the part of the WeCom (企业微信) server API that wecomgate uses:
+// gettoken, miniprogram/jscode2session and user/get, with WeCom's token and code lifetimes
+// and error codes, plus a development interface to mint login codes, expire tokens, inject
+// faults and read call counts. It lets the example, the tests and the benchmarks run on one
+// machine with no WeCom account. It is for development only.
+//
+// The core ([Simulator]) is a plain http.Handler usable with httptest; the Caddy module
+// http.handlers.wecom_simulator wraps it.
+package wecomsim
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Defaults mirror WeCom: tokens live 7200 s, wx.qy.login codes 5 minutes.
+const (
+	DefaultTokenTTL = 7200 * time.Second
+	DefaultCodeTTL  = 5 * time.Minute
+	DefaultDevPath  = "/sim"
+)
+
+// Endpoint names, as used by Fault.Endpoint and Counts.
+const (
+	EndpointGetToken       = "gettoken"
+	EndpointJSCode2Session = "jscode2session"
+	EndpointUserGet        = "user/get"
+)
+
+var endpoints = []string{EndpointGetToken, EndpointJSCode2Session, EndpointUserGet}
+
+// User status values of user/get.
+const (
+	StatusActive       = 1
+	StatusDisabled     = 2
+	StatusNotActivated = 4
+	StatusLeft         = 5
+)
+
+// Errors of MintCode and SetUser, for callers that map them to answers (the dev interface: 404).
+var (
+	ErrUnknownCorp = errors.New("unknown corp")
+	ErrUnknownUser = errors.New("unknown user")
+)
+
+// Config configures a Simulator. Zero values mean the defaults.
+type Config struct {
+	TokenTTL time.Duration // default 7200s
+	CodeTTL  time.Duration // default 5m
+	DevPath  string        // prefix of the development interface, default "/sim"
+	Corps    []Corp
+}
+
+// Corp is one WeCom organisation with the secret of the app the mini program belongs to.
+type Corp struct {
+	Name, CorpID, Secret string
+	Users                []User
+}
+
+// User is a member of a corp's contacts.
+type User struct {
+	UserID      string
+	Name        string
+	Departments []int64 // empty means [1], the root department, as every WeCom member has one
+	Status      int     // 1 active, 2 disabled, 4 not activated, 5 left; 0 means 1
+	Hidden      bool    // outside the app's visible range: user/get answers 60011
+}
+
+// Fault makes matching WeCom calls misbehave before normal processing. When several fields are
+// set, Delay comes first, then Status, Garbage or Errcode (in that order of precedence); a
+// fault with only Delay delays the normal answer.
+type Fault struct {
+	Endpoint string        // "gettoken", "jscode2session", "user/get", or "" / "*" for all
+	Errcode  int           // answer this errcode (e.g. -1, 45009, 40001) with HTTP 200 JSON
+	Status   int           // answer this HTTP status (e.g. 500, 502) with a short body
+	Garbage  bool          // answer 200 with a non-JSON body
+	Delay    time.Duration // sleep before answering (honours request context cancellation)
+	Count    int           // how many matching calls it affects; 0 = until cleared
+}
+
+// Simulator is a WeCom server with in-memory state. All methods are safe for concurrent use.
+type Simulator struct {
+	tokenTTL time.Duration
+	codeTTL  time.Duration
+	devPath  string
+
+	mu        sync.Mutex
+	corps     []*corp // in configuration order: the first is the default of the dev interface
+	tokens    map[string]*token
+	codes     map[string]*code
+	faults    []*Fault
+	counts    map[string]int
+	lastSweep time.Time
+}
+
+type corp struct {
+	name, id, secret string
+	users            map[string]User
+	current          *token // what gettoken hands out while it is valid
+}
+
+type token struct {
+	value   string
+	corp    *corp
+	expires time.Time
+	revoked int // errcode chosen by ExpireTokens; 0 while the token is not revoked
+}
+
+type code struct {
+	corp    *corp
+	userID  string
+	expires time.Time
+}
+
+// Dead tokens are remembered this long past their expiry so that their use answers 42001 or
+// the chosen errcode rather than 40014; after that they are forgotten, as WeCom does too.
+const tokenRetention = time.Hour
+
+// New builds a Simulator from cfg, applying defaults. It does not validate cfg (the Caddy
+// module does): with duplicate corp_ids or names, the first corp wins every lookup.
+func New(cfg Config) *Simulator {
+	s := &Simulator{
+		tokenTTL:  cfg.TokenTTL,
+		codeTTL:   cfg.CodeTTL,
+		devPath:   normalizeDevPath(cfg.DevPath),
+		tokens:    make(map[string]*token),
+		codes:     make(map[string]*code),
+		counts:    make(map[string]int),
+		lastSweep: time.Now(),
+	}
+	if s.tokenTTL <= 0 {
+		s.tokenTTL = DefaultTokenTTL
+	}
+	if s.codeTTL <= 0 {
+		s.codeTTL = DefaultCodeTTL
+	}
+	for _, c := range cfg.Corps {
+		cs := &corp{name: c.Name, id: c.CorpID, secret: c.Secret, users: make(map[string]User)}
+		for _, u := range c.Users {
+			cs.users[u.UserID] = normalizeUser(u)
+		}
+		s.corps = append(s.corps, cs)
+	}
+	return s
+}
+
+func normalizeDevPath(p string) string {
+	p = strings.TrimRight(p, "/")
+	if p == "" {
+		return DefaultDevPath
+	}
+	if !strings.HasPrefix(p, "/") {
+		p = "/" + p
+	}
+	return p
+}
+
+func normalizeUser(u User) User {
+	if u.Status == 0 {
+		u.Status = StatusActive
+	}
+	if len(u.Departments) == 0 {
+		u.Departments = []int64{1}
+	} else {
+		u.Departments = append([]int64(nil), u.Departments...)
+	}
+	return u
+}
+
+func validStatus(st int) bool {
+	switch st {
+	case 0, StatusActive, StatusDisabled, StatusNotActivated, StatusLeft:
+		return true
+	}
+	return false
+}
+
+// findCorpLocked looks a corp up by corp_id, then by name; "" means the first corp.
+func (s *Simulator) findCorpLocked(key string) *corp {
+	if key == "" {
+		if len(s.corps) == 0 {
+			return nil
+		}
+		return s.corps[0]
+	}
+	for _, c := range s.corps {
+		if c.id == key {
+			return c
+		}
+	}
+	for _, c := range s.corps {
+		if c.name == key {
+			return c
+		}
+	}
+	return nil
+}
+
+// MintCode does what wx.qy.login does inside WeCom: it yields a one-use code, valid CodeTTL,
+// for a member of corp (name or corp_id; "" = the first corp).
+func (s *Simulator) MintCode(corpKey, userID string) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.findCorpLocked(corpKey)
+	if c == nil {
+		return "", fmt.Errorf("%w %q", ErrUnknownCorp, corpKey)
+	}
+	if _, ok := c.users[userID]; !ok {
+		return "", fmt.Errorf("%w %q in corp %q", ErrUnknownUser, userID, c.name)
+	}
+	now := time.Now()
+	s.sweepLocked(now)
+	value := randomHex(16)
+	s.codes[value] = &code{corp: c, userID: userID, expires: now.Add(s.codeTTL)}
+	return value, nil
+}
+
+// ExpireTokens ends the current access token of corp (name or corp_id; "" = all corps): its next
+// use answers errcode (42001 expired, 40014 invalidated; 0 means 42001), and the next gettoken
+// issues a new token. An unknown corp changes nothing.
+func (s *Simulator) ExpireTokens(corpKey string, errcode int) {
+	if errcode == 0 {
+		errcode = 42001
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.corps {
+		if corpKey != "" && c.id != corpKey && c.name != corpKey {
+			continue
+		}
+		if c.current != nil {
+			c.current.revoked = errcode
+			c.current = nil
+		}
+	}
+}
+
+// InjectFault adds f after the faults already active; a call is affected by the first active
+// fault that matches its endpoint. Endpoint may also be given as a path ("/cgi-bin/user/get").
+func (s *Simulator) InjectFault(f Fault) {
+	f.Endpoint = normalizeEndpoint(f.Endpoint)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = append(s.faults, &f)
+}
+
+func normalizeEndpoint(e string) string {
+	e = strings.TrimPrefix(strings.TrimSpace(e), "/")
+	e = strings.TrimPrefix(e, "cgi-bin/")
+	e = strings.TrimPrefix(e, "miniprogram/")
+	if e == "*" {
+		return ""
+	}
+	return e
+}
+
+// ClearFaults removes every fault.
+func (s *Simulator) ClearFaults() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = nil
+}
+
+// takeFaultLocked returns the fault that applies to this call of endpoint, using up one of its
+// Count.
+func (s *Simulator) takeFaultLocked(endpoint string) (Fault, bool) {
+	for i, f := range s.faults {
+		if f.Endpoint != "" && f.Endpoint != endpoint {
+			continue
+		}
+		taken := *f
+		if f.Count > 0 {
+			f.Count--
+			if f.Count == 0 {
+				s.faults = append(s.faults[:i:i], s.faults[i+1:]...)
+			}
+		}
+		return taken, true
+	}
+	return Fault{}, false
+}
+
+// SetUser adds u to corp (name or corp_id; "" = the first corp) or replaces the member with the
+// same userid.
+func (s *Simulator) SetUser(corpKey string, u User) error {
+	if u.UserID == "" {
+		return errors.New("userid is empty")
+	}
+	if !validStatus(u.Status) {
+		return fmt.Errorf("status %d is not one of 1, 2, 4, 5", u.Status)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.findCorpLocked(corpKey)
+	if c == nil {
+		return fmt.Errorf("%w %q", ErrUnknownCorp, corpKey)
+	}
+	c.users[u.UserID] = normalizeUser(u)
+	return nil
+}
+
+// Counts returns how many calls each WeCom endpoint received, faulted ones included.
+func (s *Simulator) Counts() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int, len(endpoints))
+	for _, e := range endpoints {
+		out[e] = s.counts[e]
+	}
+	return out
+}
+
+// ResetCounts sets every count to zero.
+func (s *Simulator) ResetCounts() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.counts)
+}
+
+// sweepLocked forgets expired codes and long-dead tokens, at most once a minute, so that a
+// benchmark minting codes it never exchanges does not grow the simulator without bound.
+func (s *Simulator) sweepLocked(now time.Time) {
+	if now.Sub(s.lastSweep) < time.Minute {
+		return
+	}
+	s.lastSweep = now
+	for k, c := range s.codes {
+		if !now.Before(c.expires) {
+			delete(s.codes, k)
+		}
+	}
+	for k, t := range s.tokens {
+		if now.After(t.expires.Add(tokenRetention)) {
+			delete(s.tokens, k)
+		}
+	}
+}
+
+// opaqueUserID is what jscode2session answers for a user of another corp than the token's: the
+// same for the same (token corp, user corp, userid), and useless for user/get.
+func opaqueUserID(tokenCorp, userCorp, userID string) string {
+	h := sha256.Sum256([]byte(tokenCorp + "\x00" + userCorp + "\x00" + userID))
+	return "wo" + hex.EncodeToString(h[:15])
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails (it panics instead) since Go 1.24
+	return b
+}
+
+func randomHex(n int) string { return hex.EncodeToString(randomBytes(n)) }
+
+// randomToken looks like a WeCom access_token: long and URL-safe.
+func randomToken() string { return base64.RawURLEncoding.EncodeToString(randomBytes(72)) }
+
+// randomSessionKey looks like a WeCom session_key: 16 bytes in standard base64.
+func randomSessionKey() string { return base64.StdEncoding.EncodeToString(randomBytes(16)) }

@@ -1,0 +1,299 @@
+package wecomsim
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	mathrand "math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Paths of the WeCom calls, relative to https://qyapi.weixin.qq.com.
+const (
+	pathGetToken       = "/cgi-bin/gettoken"
+	pathJSCode2Session = "/cgi-bin/miniprogram/jscode2session"
+	pathUserGet        = "/cgi-bin/user/get"
+)
+
+// endpointOf maps a request path to the WeCom endpoint it calls, or "".
+func endpointOf(path string) string {
+	switch path {
+	case pathGetToken:
+		return EndpointGetToken
+	case pathJSCode2Session:
+		return EndpointJSCode2Session
+	case pathUserGet:
+		return EndpointUserGet
+	}
+	return ""
+}
+
+// handles reports whether ServeHTTP answers path itself (a WeCom call or the dev interface),
+// so that the Caddy module can pass every other request on.
+func (s *Simulator) handles(path string) bool {
+	return endpointOf(path) != "" || path == s.devPath || strings.HasPrefix(path, s.devPath+"/")
+}
+
+// ServeHTTP answers the WeCom calls and the development interface; any other path is a 404.
+func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	endpoint := endpointOf(r.URL.Path)
+	if endpoint == "" {
+		if r.URL.Path == s.devPath || strings.HasPrefix(r.URL.Path, s.devPath+"/") {
+			s.serveDev(w, r)
+			return
+		}
+		writeDevError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.URL.Path)
+		return
+	}
+
+	s.mu.Lock()
+	s.counts[endpoint]++
+	fault, faulted := s.takeFaultLocked(endpoint)
+	s.mu.Unlock()
+	if faulted && !s.applyFault(w, r, fault) {
+		return
+	}
+
+	q := r.URL.Query()
+	var answer any
+	switch endpoint {
+	case EndpointGetToken:
+		answer = s.getToken(q)
+	case EndpointJSCode2Session:
+		answer = s.jscode2session(q)
+	case EndpointUserGet:
+		answer = s.userGet(q)
+	}
+	writeWeCom(w, r, answer)
+}
+
+// applyFault acts out f and reports whether normal processing should follow (a delay-only fault).
+func (s *Simulator) applyFault(w http.ResponseWriter, r *http.Request, f Fault) bool {
+	if f.Delay > 0 && !sleep(r.Context(), f.Delay) {
+		return false // the caller has gone: nobody reads an answer
+	}
+	switch {
+	case f.Status != 0:
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(f.Status)
+		fmt.Fprintf(w, "<html><body><h1>%d %s</h1></body></html>\n", f.Status, http.StatusText(f.Status))
+	case f.Garbage:
+		// What a captive portal or a misconfigured proxy answers: 200, but not WeCom's JSON.
+		w.Header().Set("Content-Type", "text/html")
+		_, _ = w.Write([]byte("<html><head><title>Portal</title></head><body>Please log in to the network.</body></html>\n"))
+	case f.Errcode != 0:
+		writeWeCom(w, r, wxErr(f.Errcode))
+	default:
+		return true
+	}
+	return false
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// wxError is the errcode/errmsg pair every WeCom answer starts with. The errmsg is filled in
+// when writing, because WeCom's hint names the caller's IP.
+type wxError struct {
+	Errcode int    `json:"errcode"`
+	Errmsg  string `json:"errmsg"`
+}
+
+func wxErr(errcode int) *wxError { return &wxError{Errcode: errcode} }
+
+func (e *wxError) wx() *wxError { return e }
+
+type wxAnswer interface{ wx() *wxError }
+
+type tokenAnswer struct {
+	wxError
+	AccessToken string `json:"access_token"`
+	ExpiresIn   int    `json:"expires_in"`
+}
+
+type sessionAnswer struct {
+	wxError
+	CorpID     string `json:"corpid"`
+	UserID     string `json:"userid"`
+	SessionKey string `json:"session_key"`
+	DeviceID   string `json:"deviceid"`
+}
+
+type userAnswer struct {
+	wxError
+	UserID         string  `json:"userid"`
+	Name           string  `json:"name"`
+	Department     []int64 `json:"department"`
+	MainDepartment int64   `json:"main_department"`
+	Status         int     `json:"status"`
+	Position       string  `json:"position"`
+	IsLeaderInDept []int   `json:"is_leader_in_dept"`
+	Order          []int   `json:"order"`
+	Alias          string  `json:"alias"`
+}
+
+// errmsgs are WeCom's texts for the errcodes the simulator answers.
+var errmsgs = map[int]string{
+	-1:    "system busy",
+	0:     "ok",
+	40001: "invalid credential",
+	40013: "invalid corpid",
+	40014: "invalid access_token",
+	40029: "invalid code",
+	41001: "access_token missing",
+	41002: "corpid missing",
+	41004: "corpsecret missing",
+	41008: "missing code",
+	41009: "missing userid",
+	42001: "access_token expired",
+	42009: "suitetoken expired",
+	45009: "api freq out of limit",
+	45033: "api concurrent out of limit",
+	48002: "api forbidden",
+	60011: "no privilege to access/modify contact/party/agent",
+	60020: "not allow to access from your ip",
+	60111: "userid not found",
+}
+
+// writeWeCom writes answer as WeCom does: HTTP 200 whatever the errcode, and on errors an errmsg
+// with a hint, the caller's IP and a link to the error code query tool.
+func writeWeCom(w http.ResponseWriter, r *http.Request, answer any) {
+	if a, ok := answer.(wxAnswer); ok {
+		e := a.wx()
+		if e.Errmsg == "" {
+			e.Errmsg = errmsgs[e.Errcode]
+			if e.Errmsg == "" {
+				e.Errmsg = "error"
+			}
+		}
+		if e.Errcode != 0 {
+			e.Errmsg = fmt.Sprintf("%s, hint: [%d_%06d], from ip: %s, more info at https://open.work.weixin.qq.com/devtool/query?e=%d",
+				e.Errmsg, time.Now().Unix(), mathrand.IntN(1_000_000), clientIP(r), e.Errcode)
+		}
+	}
+	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
+	_ = json.NewEncoder(w).Encode(answer)
+}
+
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func (s *Simulator) getToken(q url.Values) wxAnswer {
+	corpID, secret := q.Get("corpid"), q.Get("corpsecret")
+	switch {
+	case corpID == "":
+		return wxErr(41002)
+	case secret == "":
+		return wxErr(41004)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var c *corp
+	for _, cand := range s.corps {
+		if cand.id == corpID {
+			c = cand
+			break
+		}
+	}
+	if c == nil {
+		return wxErr(40013)
+	}
+	if secret != c.secret {
+		return wxErr(40001)
+	}
+	now := time.Now()
+	if c.current == nil || !now.Before(c.current.expires) {
+		s.sweepLocked(now)
+		c.current = &token{value: randomToken(), corp: c, expires: now.Add(s.tokenTTL)}
+		s.tokens[c.current.value] = c.current
+	}
+	return &tokenAnswer{
+		AccessToken: c.current.value,
+		// Rounded up: a token that is still valid never claims to have 0 seconds left.
+		ExpiresIn: int((c.current.expires.Sub(now) + time.Second - 1) / time.Second),
+	}
+}
+
+// tokenLocked resolves an access_token to its live token or to the errcode its use answers.
+func (s *Simulator) tokenLocked(value string, now time.Time) (*token, int) {
+	t := s.tokens[value]
+	switch {
+	case t == nil:
+		return nil, 40014 // missing and unknown alike; WeCom may say 41001 for a missing one
+	case t.revoked != 0:
+		return nil, t.revoked
+	case !now.Before(t.expires):
+		return nil, 42001
+	}
+	return t, 0
+}
+
+func (s *Simulator) jscode2session(q url.Values) wxAnswer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	t, errcode := s.tokenLocked(q.Get("access_token"), now)
+	if errcode != 0 {
+		return wxErr(errcode)
+	}
+	jsCode := q.Get("js_code")
+	if jsCode == "" {
+		return wxErr(41008)
+	}
+	c := s.codes[jsCode]
+	if c == nil || !now.Before(c.expires) {
+		return wxErr(40029)
+	}
+	delete(s.codes, jsCode) // spent, whoever asked: WeCom does the same for a foreign corp's token
+	userID := c.userID
+	if c.corp != t.corp {
+		userID = opaqueUserID(t.corp.id, c.corp.id, c.userID)
+	}
+	return &sessionAnswer{CorpID: c.corp.id, UserID: userID, SessionKey: randomSessionKey()}
+}
+
+func (s *Simulator) userGet(q url.Values) wxAnswer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, errcode := s.tokenLocked(q.Get("access_token"), time.Now())
+	if errcode != 0 {
+		return wxErr(errcode)
+	}
+	userID := q.Get("userid")
+	if userID == "" {
+		return wxErr(41009)
+	}
+	u, ok := t.corp.users[userID]
+	if !ok {
+		return wxErr(60111)
+	}
+	if u.Hidden {
+		return wxErr(60011)
+	}
+	return &userAnswer{
+		UserID:         u.UserID,
+		Name:           u.Name,
+		Department:     append([]int64(nil), u.Departments...),
+		MainDepartment: u.Departments[0],
+		Status:         u.Status,
+		IsLeaderInDept: make([]int, len(u.Departments)),
+		Order:          make([]int, len(u.Departments)),
+	}
+}
