@@ -151,7 +151,7 @@ func (c *Client) withToken(ctx context.Context, endpoint string, corp Corp, do f
 		}
 		dropped := c.tokens.invalidate(k, tok)
 		if retried {
-			e.Kind = KindTransient
+			e.Kind, e.Err = KindTransient, errRejectedTwice
 			return err
 		}
 		c.log.Debug("wecom access token rejected; refreshing",
@@ -159,6 +159,8 @@ func (c *Client) withToken(ctx context.Context, endpoint string, corp Corp, do f
 			zap.Int("errcode", e.Errcode), zap.Bool("dropped", dropped))
 	}
 }
+
+var errRejectedTwice = errors.New("access token rejected again right after a refresh")
 
 func checkCorp(endpoint string, corp Corp) error {
 	if corp.ID == "" || corp.Secret == "" {

@@ -3,8 +3,12 @@ package wecom_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -192,15 +196,28 @@ func TestContextCancellationIsPrompt(t *testing.T) {
 		t.Fatalf("user/get called %d times, want 1: no retry after cancellation", got)
 	}
 
-	// Cancelled during backoff: returns at once, not after the backoff.
-	e2 := newEnv(t, func(o *wecom.Options) { o.Backoff = 10 * time.Second; o.Attempts = 5 })
-	e2.sim.InjectFault(wecomsim.Fault{Endpoint: "gettoken", Errcode: -1})
+	// Cancelled during a backoff: returns at once, not when it ends.
+	wecom.NoJitter(t)
+	e2 := newEnv(t, func(o *wecom.Options) { o.Backoff = 2 * time.Second })
+	if _, err := e2.c.Token(context.Background(), e2.corp); err != nil {
+		t.Fatal(err)
+	}
+	e2.sim.InjectFault(wecomsim.Fault{Endpoint: "user/get", Errcode: -1})
 	ctx, cancel = context.WithCancel(context.Background())
 	time.AfterFunc(50*time.Millisecond, cancel)
 	start = time.Now()
-	_, err = e2.c.Token(ctx, e2.corp)
-	if d := time.Since(start); d > time.Second || !errors.Is(err, context.Canceled) {
-		t.Fatalf("cancelled during backoff: %v after %v", err, time.Since(start))
+	_, err = e2.c.GetUser(ctx, e2.corp, "alice")
+	if d := time.Since(start); d > 500*time.Millisecond || !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled during backoff: %v after %v", err, d)
+	}
+
+	// A deadline shorter than the next backoff ends the call at once.
+	ctx, cancel = context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	start = time.Now()
+	_, err = e2.c.GetUser(ctx, e2.corp, "alice")
+	if d := time.Since(start); d > 500*time.Millisecond || asError(t, err).Errcode != -1 {
+		t.Fatalf("deadline before backoff: %v after %v", err, d)
 	}
 }
 
@@ -233,5 +250,106 @@ func TestBadConfiguration(t *testing.T) {
 	}
 	if wecom.KindOf(errors.New("x")) != 0 || wecom.IsTransient(nil) {
 		t.Fatal("KindOf of a foreign error must be 0")
+	}
+}
+
+func TestErrcodeKinds(t *testing.T) {
+	for _, tc := range []struct {
+		endpoint string
+		errcode  int
+		kind     wecom.Kind
+		calls    int // of endpoint
+	}{
+		{"jscode2session", 40029, wecom.KindInvalidCode, 1},
+		{"jscode2session", 40163, wecom.KindInvalidCode, 1},
+		{"jscode2session", 41008, wecom.KindInvalidCode, 1},
+		{"user/get", 60011, wecom.KindUserNotAllowed, 1},
+		{"user/get", 60111, wecom.KindUserNotAllowed, 1},
+		{"user/get", 40001, wecom.KindDefinitive, 1},
+		{"user/get", 40013, wecom.KindDefinitive, 1},
+		{"user/get", 48002, wecom.KindDefinitive, 1},
+		{"user/get", 60020, wecom.KindDefinitive, 1},
+		{"user/get", 12345, wecom.KindDefinitive, 1},
+		{"user/get", -1, wecom.KindTransient, 3},
+		{"user/get", 45033, wecom.KindTransient, 3},
+		{"user/get", 45009, wecom.KindTransient, 1},
+		{"user/get", 40014, wecom.KindTransient, 2}, // rejected again after the refresh
+		{"user/get", 42001, wecom.KindTransient, 2},
+		{"user/get", 42009, wecom.KindTransient, 2},
+	} {
+		e := newEnv(t)
+		e.sim.InjectFault(wecomsim.Fault{Endpoint: tc.endpoint, Errcode: tc.errcode})
+		var err error
+		if tc.endpoint == "user/get" {
+			_, err = e.c.GetUser(context.Background(), e.corp, "alice")
+		} else {
+			_, err = e.c.CodeToSession(context.Background(), e.corp, "some-code")
+		}
+		ee := asError(t, err)
+		if ee.Kind != tc.kind || ee.Errcode != tc.errcode || ee.Endpoint != tc.endpoint || ee.CorpID != e.corp.ID {
+			t.Errorf("%s %d: got %v (kind %v), want kind %v", tc.endpoint, tc.errcode, err, ee.Kind, tc.kind)
+		}
+		if got := e.count(tc.endpoint); got != tc.calls {
+			t.Errorf("%s %d: called %d times, want %d", tc.endpoint, tc.errcode, got, tc.calls)
+		}
+		if !strings.Contains(err.Error(), "errcode "+strconv.Itoa(tc.errcode)) || !strings.Contains(err.Error(), e.corp.ID) {
+			t.Errorf("error text %q must name the errcode and the corp", err)
+		}
+	}
+}
+
+// TestHostileAnswers covers what a proxy, a captive portal or an impostor
+// may answer in WeCom's place.
+func TestHostileAnswers(t *testing.T) {
+	var answer func(w http.ResponseWriter, r *http.Request)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { answer(w, r) }))
+	defer srv.Close()
+	rec := &recorder{}
+	c := wecom.New(wecom.Options{BaseURL: srv.URL, Attempts: 2, Backoff: time.Millisecond, Observer: rec})
+	for _, tc := range []struct {
+		name   string
+		answer func(w http.ResponseWriter, r *http.Request)
+		kind   wecom.Kind
+		result string
+	}{
+		{"oversized", func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintf(w, `{"errcode":0,"expires_in":7200,"access_token":"%s"}`, strings.Repeat("a", 2<<20))
+		}, wecom.KindTransient, "bad_response"},
+		{"redirect", func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, "/elsewhere?"+r.URL.RawQuery, http.StatusFound)
+		}, wecom.KindDefinitive, "http_302"},
+		{"not found", func(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) }, wecom.KindDefinitive, "http_404"},
+		{"too many requests", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(429) }, wecom.KindTransient, "http_429"},
+		{"success without token", func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprint(w, `{"errcode":0,"errmsg":"ok"}`)
+		}, wecom.KindDefinitive, "bad_response"},
+		{"errcode not a number", func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprint(w, `{"errcode":"0","access_token":"x","expires_in":7200}`)
+		}, wecom.KindTransient, "bad_response"},
+		{"truncated", func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprint(w, `{"errcode":0,"access_tok`)
+		}, wecom.KindTransient, "bad_response"},
+	} {
+		answer = tc.answer
+		corp := wecom.Corp{ID: fmt.Sprintf("wwhostile%04d", corpSeq.Add(1)), Secret: "hostile-secret"}
+		_, err := c.Token(context.Background(), corp)
+		if ee := asError(t, err); ee.Kind != tc.kind {
+			t.Errorf("%s: %v (kind %v), want %v", tc.name, err, ee.Kind, tc.kind)
+		}
+		calls, _ := rec.snapshot()
+		if last := calls[len(calls)-1]; last != "gettoken "+tc.result {
+			t.Errorf("%s: observed %q, want result %q", tc.name, last, tc.result)
+		}
+	}
+}
+
+func TestKindString(t *testing.T) {
+	for k, want := range map[wecom.Kind]string{
+		wecom.KindTransient: "transient", wecom.KindTokenInvalid: "token_invalid", wecom.KindInvalidCode: "invalid_code",
+		wecom.KindUserNotAllowed: "user_not_allowed", wecom.KindDefinitive: "definitive", 0: "kind(0)",
+	} {
+		if k.String() != want {
+			t.Errorf("%d: %q, want %q", int(k), k.String(), want)
+		}
 	}
 }

@@ -158,6 +158,9 @@ func call[T any, P interface {
 	if c.baseErr != nil {
 		return nil, &Error{Endpoint: r.endpoint, CorpID: r.corpID, Kind: KindDefinitive, Err: c.baseErr}
 	}
+	if ctx.Err() != nil { // not worth a request, nor a "transport" failure in the metrics
+		return nil, ctxError(ctx, r.endpoint, r.corpID)
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+r.path+"?"+r.query.Encode(), nil)
 	if err != nil { // the message would carry the URL: say nothing of it
 		return nil, &Error{Endpoint: r.endpoint, CorpID: r.corpID, Kind: KindDefinitive, Err: errors.New("cannot build request")}
@@ -281,5 +284,8 @@ func (c *Client) backoffFor(attempt int) time.Duration {
 			d = b
 		}
 	}
-	return rand.N(d + 1)
+	return jitter(d + 1)
 }
+
+// jitter is replaced by tests that need a predictable backoff.
+var jitter = rand.N[time.Duration]

@@ -6,7 +6,7 @@
 // Every failure is an *Error naming the endpoint, the corp id and, when
 // WeCom answered one, the errcode. Its Kind tells the caller what to do:
 //
-//   - KindTransient: network error, timeout, HTTP 5xx/429, non-JSON or
+//   - KindTransient: network error, timeout, HTTP 5xx/429/408, non-JSON or
 //     oversized answer, errcode -1, 45033 or 45009, or the caller's context
 //     ended. Retry later (503 with Retry-After). The client has already
 //     retried within Options.Attempts, with exponential backoff and full
@@ -17,7 +17,8 @@
 //   - KindUserNotAllowed: 60011 (outside the app's visible range), 60111
 //     (no such user).
 //   - KindDefinitive: 40001 (wrong secret), 40013, 48002, 60020, any errcode
-//     not listed here, HTTP 4xx, or a success answer missing its fields.
+//     not listed here, any other HTTP status (redirects are not followed:
+//     they would replay the query), or a success answer missing its fields.
 //     Retrying will not help; it is usually configuration.
 //   - KindTokenInvalid (40014, 42001, 42009) is handled inside: the token
 //     is dropped and fetched anew and the call repeated once. Should WeCom

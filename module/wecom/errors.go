@@ -139,6 +139,8 @@ func retryable(err error) bool {
 	return errors.As(err, &e) && e.Kind == KindTransient && e.Errcode != errcodeRateLimited
 }
 
+const minScrubLen = 6
+
 // transportError replaces *url.Error, whose message carries the full URL
 // with corpsecret, access_token or js_code in the query.
 type transportError struct {
@@ -172,10 +174,12 @@ func sanitizeTransport(err error, target string, secrets []string) error {
 	return te
 }
 
-// scrub replaces every occurrence of a sensitive value in s.
+// scrub replaces every occurrence of a sensitive value in s. Values too
+// short to be a real secret, token or code are left alone: replacing them
+// would garble the text and protect nothing.
 func scrub(s string, secrets []string) string {
 	for _, v := range secrets {
-		if v != "" && strings.Contains(s, v) {
+		if len(v) >= minScrubLen && strings.Contains(s, v) {
 			s = strings.ReplaceAll(s, v, "[redacted]")
 		}
 	}

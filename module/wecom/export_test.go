@@ -1,7 +1,26 @@
 package wecom
 
+import (
+	"testing"
+	"time"
+)
+
 // InvalidateToken exposes the compare-and-delete of the token cache, so a
 // test can play a request whose stale token failed after a refresh.
 func InvalidateToken(c *Client, corp Corp, token string) bool {
 	return c.tokens.invalidate(c.keyOf(corp), token)
+}
+
+// SetBeforeFlightHook runs f in Token between the cache miss and joining
+// the single flight, until the test ends.
+func SetBeforeFlightHook(t testing.TB, f func()) {
+	testHookBeforeFlight = f
+	t.Cleanup(func() { testHookBeforeFlight = nil })
+}
+
+// NoJitter makes every backoff its full length until the test ends.
+func NoJitter(t testing.TB) {
+	old := jitter
+	jitter = func(d time.Duration) time.Duration { return d }
+	t.Cleanup(func() { jitter = old })
 }

@@ -169,6 +169,9 @@ func (c *Client) token(ctx context.Context, corp Corp, k tokenKey) (string, erro
 	// cancellation may end it; it is bounded by the per-attempt timeout and
 	// the attempt count instead. Each waiter still leaves on its own ctx.
 	shared := context.WithoutCancel(ctx)
+	if testHookBeforeFlight != nil {
+		testHookBeforeFlight()
+	}
 	ch := c.tokens.flights.DoChan(k.flight(), func() (any, error) {
 		// A flight that ended between our lookup and DoChan has stored its
 		// result already: use it rather than fetch again.
@@ -187,6 +190,10 @@ func (c *Client) token(ctx context.Context, corp Corp, k tokenKey) (string, erro
 		return "", ctxError(ctx, endpointToken, corp.ID)
 	}
 }
+
+// testHookBeforeFlight lets a test hold a caller between its cache miss
+// and joining the flight.
+var testHookBeforeFlight func()
 
 // fetchToken asks WeCom for a token and caches the outcome.
 func (c *Client) fetchToken(ctx context.Context, corp Corp, k tokenKey) (string, error) {

@@ -83,6 +83,42 @@ func TestConcurrentFirstCallersShareOneGettoken(t *testing.T) {
 	}
 }
 
+func TestCallerMissingCacheAfterFlightEndsUsesItsToken(t *testing.T) {
+	e := newEnv(t)
+	// The late caller misses the cache, then stalls until another caller's
+	// fetch has completed and left the single flight.
+	var (
+		once    = make(chan struct{}, 1)
+		stalled = make(chan struct{})
+		resume  = make(chan struct{})
+	)
+	once <- struct{}{}
+	wecom.SetBeforeFlightHook(t, func() {
+		select {
+		case <-once:
+			close(stalled)
+			<-resume
+		default:
+		}
+	})
+	late := make(chan error, 1)
+	go func() {
+		_, err := e.c.Token(context.Background(), e.corp)
+		late <- err
+	}()
+	<-stalled
+	if _, err := e.c.Token(context.Background(), e.corp); err != nil {
+		t.Fatal(err)
+	}
+	close(resume)
+	if err := <-late; err != nil {
+		t.Fatal(err)
+	}
+	if got := e.count(wecomsim.EndpointGetToken); got != 1 {
+		t.Fatalf("gettoken called %d times, want 1", got)
+	}
+}
+
 func TestTokenRejectedMidUseRefreshesOnce(t *testing.T) {
 	for _, errcode := range []int{42001, 40014} {
 		t.Run(strconv.Itoa(errcode), func(t *testing.T) {

@@ -41,7 +41,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the directive name
 	if d.NextArg() {
-		return d.ArgErr()
+		return d.Errf("wecom_simulator: takes no arguments, only a block")
 	}
 	for d.NextBlock(0) {
 		switch d.Val() {
@@ -54,8 +54,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 		case "dev_path":
-			if !d.AllArgs(&h.DevPath) {
-				return d.ArgErr()
+			if err := oneArg(d, &h.DevPath); err != nil {
+				return err
 			}
 		case "corp":
 			c, err := parseCorp(d)
@@ -73,8 +73,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 func parseDuration(d *caddyfile.Dispenser, dst *caddy.Duration) error {
 	name := d.Val()
 	var v string
-	if !d.AllArgs(&v) {
-		return d.ArgErr()
+	if err := oneArg(d, &v); err != nil {
+		return err
 	}
 	dur, err := caddy.ParseDuration(v)
 	if err != nil {
@@ -92,12 +92,12 @@ func parseCorp(d *caddyfile.Dispenser) (CorpConfig, error) {
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		switch d.Val() {
 		case "corp_id":
-			if !d.AllArgs(&c.CorpID) {
-				return c, d.ArgErr()
+			if err := oneArg(d, &c.CorpID); err != nil {
+				return c, err
 			}
 		case "secret":
-			if !d.AllArgs(&c.Secret) {
-				return c, d.ArgErr()
+			if err := oneArg(d, &c.Secret); err != nil {
+				return c, err
 			}
 		case "user":
 			u, err := parseUser(d)
@@ -125,13 +125,13 @@ func parseUser(d *caddyfile.Dispenser) (UserConfig, error) {
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		switch d.Val() {
 		case "name":
-			if !d.AllArgs(&u.Name) {
-				return u, d.ArgErr()
+			if err := oneArg(d, &u.Name); err != nil {
+				return u, err
 			}
 		case "department":
 			args := d.RemainingArgs()
 			if len(args) == 0 {
-				return u, d.ArgErr()
+				return u, d.Errf("user %s: department: want one or more department ids", u.UserID)
 			}
 			for _, a := range args {
 				id, err := strconv.ParseInt(a, 10, 64)
@@ -142,8 +142,8 @@ func parseUser(d *caddyfile.Dispenser) (UserConfig, error) {
 			}
 		case "status":
 			var v string
-			if !d.AllArgs(&v) {
-				return u, d.ArgErr()
+			if err := oneArg(d, &v); err != nil {
+				return u, err
 			}
 			st, err := strconv.Atoi(v)
 			if err != nil || st == 0 || !validStatus(st) {
@@ -162,11 +162,21 @@ func parseUser(d *caddyfile.Dispenser) (UserConfig, error) {
 				}
 				u.Hidden = b
 			default:
-				return u, d.ArgErr()
+				return u, d.Errf("user %s: hidden: want no value, true or false", u.UserID)
 			}
 		default:
 			return u, d.Errf("user %s: unknown subdirective %q", u.UserID, d.Val())
 		}
 	}
 	return u, nil
+}
+
+// oneArg reads the single argument of the current subdirective; the error names the subdirective,
+// which d.ArgErr would not when the line has too many arguments.
+func oneArg(d *caddyfile.Dispenser, dst *string) error {
+	name := d.Val()
+	if !d.AllArgs(dst) {
+		return d.Errf("%s: want exactly one value", name)
+	}
+	return nil
 }

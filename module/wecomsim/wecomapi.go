@@ -35,14 +35,18 @@ func endpointOf(path string) string {
 // handles reports whether ServeHTTP answers path itself (a WeCom call or the dev interface),
 // so that the Caddy module can pass every other request on.
 func (s *Simulator) handles(path string) bool {
-	return endpointOf(path) != "" || path == s.devPath || strings.HasPrefix(path, s.devPath+"/")
+	return endpointOf(path) != "" || s.isDevPath(path)
+}
+
+func (s *Simulator) isDevPath(path string) bool {
+	return path == s.devPath || strings.HasPrefix(path, s.devPath+"/")
 }
 
 // ServeHTTP answers the WeCom calls and the development interface; any other path is a 404.
 func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	endpoint := endpointOf(r.URL.Path)
 	if endpoint == "" {
-		if r.URL.Path == s.devPath || strings.HasPrefix(r.URL.Path, s.devPath+"/") {
+		if s.isDevPath(r.URL.Path) {
 			s.serveDev(w, r)
 			return
 		}
