@@ -178,15 +178,14 @@ func (h *Handler) fetchUser(ctx context.Context, corp *corp, userID string) (*us
 	return v.(*userFacts), nil
 }
 
-// admit applies the corp's policy to what is known of a user.
+// admit applies the corp's policy to what is known of a user. The
+// allow-lists come first: someone outside them learns nothing more.
 func (h *Handler) admit(corp *corp, userID string, f *userFacts) (*identity, *denial) {
 	switch {
-	case f.notAllowed:
+	case f.notAllowed, !corp.admits(userID, f.depts):
 		return nil, userNotAllowed()
 	case f.status != 1:
 		return nil, userInactive()
-	case !corp.admits(userID, f.depts):
-		return nil, userNotAllowed()
 	}
 	return &identity{UserID: userID, CorpID: corp.id, Corp: corp.name, Name: f.name, Departments: f.depts}, nil
 }
