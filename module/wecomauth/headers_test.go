@@ -1,0 +1,77 @@
+package wecomauth
+
+import (
+	"net/http"
+	"testing"
+)
+
+func TestStripClientHeadersAnyCase(t *testing.T) {
+	h := http.Header{
+		"X-Wecom-Userid": {"boss"},
+		"x-wecom-corp":   {"partner"}, // not canonical: set by hand, not by the parser
+		"X-WECOM-REVIEW": {"1"},
+		"X-Wecom-Code":   {"c0de"},
+		"X-Wecom-":       {"empty suffix"},
+		"X-Wecomx":       {"keep: not the prefix"},
+		"X-Other":        {"keep"},
+	}
+	in := stripClientHeaders(h)
+	if in.code != "c0de" || in.corp != "partner" {
+		t.Errorf("inline login = %+v", in)
+	}
+	for name := range h {
+		if name != "X-Wecomx" && name != "X-Other" {
+			t.Errorf("%s survived", name)
+		}
+	}
+	if len(h) != 2 {
+		t.Errorf("left %v", h)
+	}
+}
+
+func TestStripClientHeadersIgnoresDuplicateCodes(t *testing.T) {
+	h := http.Header{"X-Wecom-Code": {"a", "b"}}
+	if in := stripClientHeaders(h); in.code != "" {
+		t.Errorf("two codes taken as %q", in.code)
+	}
+	if len(h) != 0 {
+		t.Error("duplicate code header survived")
+	}
+}
+
+func TestRemoveTokenKeepsOtherCookies(t *testing.T) {
+	h := &Handler{CookieName: "wecom_session"}
+	cases := []struct {
+		in   []string
+		want []string
+	}{
+		{[]string{"a=1; wecom_session=T; b=2"}, []string{"a=1; b=2"}},
+		{[]string{"wecom_session=T"}, nil},
+		{[]string{"a=1", "wecom_session=T"}, []string{"a=1"}},
+		{[]string{"wecom_sessionx=1; a=2"}, []string{"wecom_sessionx=1; a=2"}},
+		{[]string{"a=1;b=2"}, []string{"a=1;b=2"}}, // untouched without our cookie
+	}
+	for _, tc := range cases {
+		r, _ := http.NewRequest("GET", "/", nil)
+		r.Header["Cookie"] = tc.in
+		r.Header.Set("Authorization", "Bearer T")
+		h.removeToken(r)
+		got := r.Header.Values("Cookie")
+		if len(got) != len(tc.want) || (len(got) == 1 && got[0] != tc.want[0]) {
+			t.Errorf("Cookie %q → %q, want %q", tc.in, got, tc.want)
+		}
+		if r.Header.Get("Authorization") != "" {
+			t.Error("Bearer token kept")
+		}
+	}
+}
+
+func TestRemoveTokenKeepsOtherAuthorization(t *testing.T) {
+	h := &Handler{CookieName: "wecom_session"}
+	r, _ := http.NewRequest("GET", "/", nil)
+	r.Header.Set("Authorization", "Basic dXNlcjpwYXNz")
+	h.removeToken(r)
+	if r.Header.Get("Authorization") != "Basic dXNlcjpwYXNz" {
+		t.Error("a Basic Authorization for the backend was removed")
+	}
+}
