@@ -42,6 +42,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			user  <name> <bcrypt hash>
 //			allow <path pattern...>
 //		}
+//		login_rate  <failures> <duration>
 //	}
 func (w *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -94,6 +95,20 @@ func (w *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := oneArg(d, &w.Endpoints); err != nil {
 				return err
 			}
+		case "login_rate":
+			var n, window string
+			if !d.AllArgs(&n, &window) {
+				return d.Err("login_rate: expected <failures> <duration>")
+			}
+			failures, err := strconv.Atoi(n)
+			if err != nil || failures < 1 {
+				return d.Errf("login_rate: %q is not a positive number of failures", n)
+			}
+			dur, err := caddy.ParseDuration(window)
+			if err != nil || dur <= 0 {
+				return d.Errf("login_rate: %q is not a positive duration", window)
+			}
+			w.LoginRate = &LoginRate{Failures: failures, Window: caddy.Duration(dur)}
 		case "review":
 			if w.Review != nil {
 				return d.Err("review: only one review block is allowed")

@@ -45,8 +45,10 @@ func (h *Handler) authenticate(r *http.Request, inline inlineLogin) (*identity, 
 	if inline.code == "" {
 		return nil, "", unauthenticated("sign in first: send a session token or a code")
 	}
-	id, d := h.loginWithCode(r.Context(), inline.code, inline.corp)
-	h.logLogin(r, "code", id, d)
+	id, d := h.signIn(r, "inline", func() (*identity, string, *denial) {
+		id, d := h.loginWithCode(r.Context(), inline.code, inline.corp)
+		return id, inline.corp, d
+	})
 	if d != nil {
 		return nil, "", d
 	}
@@ -129,8 +131,11 @@ func (h *Handler) checkUser(ctx context.Context, corp *corp, c *session.Claims) 
 	}
 	fresh, err := h.fetchUser(ctx, corp, c.UserID)
 	if err == nil {
-		return h.admit(corp, c.UserID, fresh)
+		id, d := h.admit(corp, c.UserID, fresh)
+		metrics.rechecks.WithLabelValues(map[bool]string{true: "ok", false: "denied"}[d == nil]).Inc()
+		return id, d
 	}
+	metrics.rechecks.WithLabelValues("unavailable").Inc()
 	failed := *f
 	failed.retryAt = now.Add(failedRecheckPause)
 	h.shared.users.Set(userKey(c.CorpID, c.UserID), &failed, recheck+grace)

@@ -36,16 +36,17 @@ func (h *Handler) serveEndpoint(w http.ResponseWriter, r *http.Request, ep strin
 }
 
 func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) error {
-	var body struct {
-		Code string `json:"code"`
-		Corp string `json:"corp"`
-	}
-	if d := decodeBody(w, r, &body); d != nil {
-		h.logLogin(r, "code", nil, d)
-		return h.deny(w, r, d)
-	}
-	id, d := h.loginWithCode(r.Context(), body.Code, body.Corp)
-	h.logLogin(r, "code", id, d)
+	id, d := h.signIn(r, "code", func() (*identity, string, *denial) {
+		var body struct {
+			Code string `json:"code"`
+			Corp string `json:"corp"`
+		}
+		if d := decodeBody(w, r, &body); d != nil {
+			return nil, "", d
+		}
+		id, d := h.loginWithCode(r.Context(), body.Code, body.Corp)
+		return id, body.Corp, d
+	})
 	if d != nil {
 		return h.deny(w, r, d)
 	}
@@ -53,26 +54,25 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *Handler) serveReviewLogin(w http.ResponseWriter, r *http.Request) error {
-	var body struct {
-		Username string `json:"username"`
-		Password string `json:"password"`
-	}
-	if d := decodeBody(w, r, &body); d != nil {
-		h.logLogin(r, "review", nil, d)
+	id, d := h.signIn(r, "review", func() (*identity, string, *denial) {
+		var body struct {
+			Username string `json:"username"`
+			Password string `json:"password"`
+		}
+		if d := decodeBody(w, r, &body); d != nil {
+			return nil, "", d
+		}
+		if body.Username == "" || body.Password == "" {
+			return nil, "", invalidRequest("username and password are required")
+		}
+		if !h.review.verify(body.Username, body.Password) {
+			return nil, "", unauthenticated("wrong username or password")
+		}
+		return &identity{UserID: reviewUserPrefix + body.Username, Name: body.Username, Review: true}, "", nil
+	})
+	if d != nil {
 		return h.deny(w, r, d)
 	}
-	if body.Username == "" || body.Password == "" {
-		d := invalidRequest("username and password are required")
-		h.logLogin(r, "review", nil, d)
-		return h.deny(w, r, d)
-	}
-	if !h.review.verify(body.Username, body.Password) {
-		d := unauthenticated("wrong username or password")
-		h.logLogin(r, "review", nil, d)
-		return h.deny(w, r, d)
-	}
-	id := &identity{UserID: reviewUserPrefix + body.Username, Name: body.Username, Review: true}
-	h.logLogin(r, "review", id, nil)
 	return h.signedIn(w, id)
 }
 
@@ -88,16 +88,23 @@ func (h *Handler) signedIn(w http.ResponseWriter, id *identity) error {
 		Name: h.CookieName, Value: tok, Path: "/", MaxAge: ttl,
 		HttpOnly: true, Secure: true, SameSite: http.SameSiteLaxMode,
 	})
-	resp := map[string]any{
-		"token": tok, "token_type": "Bearer", "expires_in": ttl,
-		"userid": id.UserID, "name": id.Name,
-	}
-	if id.Review {
-		resp["review"] = true
-	} else {
-		resp["corpid"], resp["corp"] = id.CorpID, id.Corp
-	}
-	return writeJSON(w, http.StatusOK, resp)
+	return writeJSON(w, http.StatusOK, signInAnswer{
+		Token: tok, TokenType: "Bearer", ExpiresIn: ttl,
+		UserID: id.UserID, CorpID: id.CorpID, Corp: id.Corp, Name: id.Name, Review: id.Review,
+	})
+}
+
+// signInAnswer is the body of a successful login (SPEC §4). Review
+// sessions have no corp, and only they say "review".
+type signInAnswer struct {
+	Token     string `json:"token"`
+	TokenType string `json:"token_type"`
+	ExpiresIn int    `json:"expires_in"`
+	UserID    string `json:"userid"`
+	CorpID    string `json:"corpid,omitempty"`
+	Corp      string `json:"corp,omitempty"`
+	Name      string `json:"name"`
+	Review    bool   `json:"review,omitempty"`
 }
 
 // serveLogout ends the presented session everywhere. It answers 204 even
@@ -138,11 +145,22 @@ func (h *Handler) serveSession(w http.ResponseWriter, r *http.Request) error {
 			depts = append(depts, n)
 		}
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{
-		"userid": id.UserID, "corpid": id.CorpID, "corp": id.Corp, "name": id.Name,
-		"department": depts, "review": id.Review,
-		"expires_in": int(c.ExpiresAt.Sub(h.now()).Seconds()),
+	return writeJSON(w, http.StatusOK, sessionAnswer{
+		UserID: id.UserID, CorpID: id.CorpID, Corp: id.Corp, Name: id.Name,
+		Department: depts, Review: id.Review,
+		ExpiresIn: int(c.ExpiresAt.Sub(h.now()).Seconds()),
 	})
+}
+
+// sessionAnswer is the body of GET /wecom/session (SPEC §4).
+type sessionAnswer struct {
+	UserID     string  `json:"userid"`
+	CorpID     string  `json:"corpid,omitempty"`
+	Corp       string  `json:"corp,omitempty"`
+	Name       string  `json:"name"`
+	Department []int64 `json:"department"`
+	Review     bool    `json:"review"`
+	ExpiresIn  int     `json:"expires_in"`
 }
 
 // serveAuth is forward-auth for another proxy (Caddy's forward_auth, nginx

@@ -12,12 +12,20 @@ import (
 	"sync"
 	"testing"
 
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+
 	"github.com/wecomgate/wecomgate/module/internal/testcaddy"
 
 	_ "github.com/wecomgate/wecomgate/module"
 )
 
 func TestMain(m *testing.M) {
+	// The cluster tests start this binary again as a second Caddy.
+	if cfg := os.Getenv(runCaddyEnv); cfg != "" {
+		os.Args = []string{"caddy", "run", "--config", cfg, "--adapter", "caddyfile"}
+		caddycmd.Main()
+		return
+	}
 	cleanup := testcaddy.IsolateHome()
 	code := m.Run()
 	cleanup()
@@ -32,6 +40,8 @@ type env struct {
 	sim     string // base URL of the simulator
 	backend *recorder
 	client  *http.Client
+	config  func(extra string) string // the whole Caddyfile
+	global  string                    // global options besides admin off
 }
 
 // Secrets and users of the test world. "other" is a corp the simulator
@@ -100,36 +110,49 @@ func startEnv(t *testing.T, extra string) *env {
 }
 
 // startEnvWith also takes the gateway's site body around wecom_auth: %s in
-// siteTemplate is replaced by the wecom_auth directive. "" means wecom_auth
-// then reverse_proxy.
+// siteTemplate is replaced by the wecom_auth directive, {backend} by the
+// backend's address. "" means wecom_auth then reverse_proxy.
 func startEnvWith(t *testing.T, extra, siteTemplate string) *env {
+	t.Helper()
+	return startEnvGlobal(t, extra, siteTemplate, "")
+}
+
+// startEnvGlobal also takes global options (admin off unless they name an
+// admin address).
+func startEnvGlobal(t *testing.T, extra, siteTemplate, global string) *env {
 	t.Helper()
 	ports := testcaddy.Ports(t, 2)
 	rec := newRecorder(t)
 	if siteTemplate == "" {
-		siteTemplate = "%s\n\treverse_proxy " + rec.addr
-	} else {
-		siteTemplate = strings.ReplaceAll(siteTemplate, "{backend}", rec.addr)
+		siteTemplate = "%s\n\treverse_proxy {backend}"
 	}
-	auth := fmt.Sprintf("wecom_auth {\n\t\tapi_base http://127.0.0.1:%d\n%s\n\t}", ports[1], gatewayCorps+"\n\t\t"+extra)
-	cfg := fmt.Sprintf(`{
-	admin off
-}
-http://127.0.0.1:%d {
-	%s
-}
-http://127.0.0.1:%d {
-%s
-}
-`, ports[0], strings.Replace(siteTemplate, "%s", auth, 1), ports[1], simulatorBlock)
-	testcaddy.Start(t, cfg)
-	return &env{
+	site := strings.ReplaceAll(siteTemplate, "{backend}", rec.addr)
+	e := &env{
 		t:       t,
 		gw:      fmt.Sprintf("http://127.0.0.1:%d", ports[0]),
 		sim:     fmt.Sprintf("http://127.0.0.1:%d", ports[1]),
 		backend: rec,
 		client:  &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+		global:  global,
 	}
+	e.config = func(extra string) string {
+		auth := fmt.Sprintf("wecom_auth {\n\t\tapi_base %s\n%s\n\t\t%s\n\t}", e.sim, gatewayCorps, extra)
+		global := e.global
+		if !strings.Contains(global, "admin ") {
+			global += "\n\tadmin off"
+		}
+		return fmt.Sprintf("{\n%s\n}\n%s {\n\t%s\n}\n%s {\n%s\n}\n",
+			global, e.gw, strings.Replace(site, "%s", auth, 1), e.sim, simulatorBlock)
+	}
+	testcaddy.Start(t, e.config(extra))
+	return e
+}
+
+// reload replaces the running config with one whose wecom_auth block has
+// extra in place of the original extra lines.
+func (e *env) reload(extra string) {
+	e.t.Helper()
+	testcaddy.Load(e.t, e.config(extra))
 }
 
 // code mints a wx.qy.login code for a user of a simulator corp.
@@ -281,5 +304,13 @@ func (r *recorder) none(t *testing.T) {
 	defer r.mu.Unlock()
 	if len(r.reqs) != 0 {
 		t.Fatalf("the backend was reached with %s", r.reqs[0].URL)
+	}
+}
+
+func decodeJSON(t *testing.T, resp *http.Response, v any) {
+	t.Helper()
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatal(err)
 	}
 }

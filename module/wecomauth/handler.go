@@ -60,6 +60,8 @@ type Handler struct {
 	Endpoints string `json:"endpoints,omitempty"`
 	// Account/password sign-in for the app-store review. Optional.
 	Review *ReviewConfig `json:"review,omitempty"`
+	// Failed sign-ins per client IP before 429. Default: 30 per minute.
+	LoginRate *LoginRate `json:"login_rate,omitempty"`
 
 	corps      []*corp
 	corpByID   map[string]*corp
@@ -69,6 +71,7 @@ type Handler struct {
 	revoked    *revocations
 	revokedKey string
 	review     *review
+	limiter    *failureLimiter
 	logger     *zap.Logger
 	now        func() time.Time
 }
@@ -149,6 +152,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("session_key: %w", err)
 	}
 	h.ring = ring
+
+	h.limiter = newFailureLimiter(h.LoginRate)
+	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
 
 	h.sharedKey = "wecom_auth|" + h.APIBase
 	val, _, err := sharedPool.LoadOrNew(h.sharedKey, func() (caddy.Destructor, error) {

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
 	"github.com/wecomgate/wecomgate/module/session"
@@ -90,11 +89,38 @@ func (h *Handler) issue(id *identity) (string, session.Claims, error) {
 	return tok, c, err
 }
 
-// logLogin writes the one line each sign-in attempt gets.
-func (h *Handler) logLogin(r *http.Request, method string, id *identity, d *denial) {
-	ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
-	fields := []zap.Field{zap.String("method", method), zap.String("client_ip", ip)}
+// signIn runs one sign-in attempt behind the failure limiter, and gives it
+// its log line and metric. attempt returns the corp name the client asked
+// for, if any.
+func (h *Handler) signIn(r *http.Request, method string, attempt func() (*identity, string, *denial)) (*identity, *denial) {
+	if d := h.rateLimited(r); d != nil {
+		h.logLogin(r, method, "", nil, d)
+		return nil, d
+	}
+	id, corpName, d := attempt()
+	h.noteLoginResult(r, d)
+	h.logLogin(r, method, corpName, id, d)
+	return id, d
+}
+
+// logLogin writes the one line and the metric each sign-in attempt gets.
+func (h *Handler) logLogin(r *http.Request, method, corpName string, id *identity, d *denial) {
+	corp := ""
+	switch {
+	case id != nil:
+		corp = id.Corp
+	case method != "review":
+		// Only configured names become labels: a client can send any name.
+		if c := h.corpByName(corpName); c != nil {
+			corp = c.name
+		}
+	}
+	fields := []zap.Field{zap.String("method", method), zap.String("client_ip", clientIP(r))}
+	if corp != "" {
+		fields = append(fields, zap.String("corp", corp))
+	}
 	if d != nil {
+		metrics.logins.WithLabelValues(d.code, corp).Inc()
 		fields = append(fields, zap.String("result", d.code))
 		if d.cause != nil {
 			fields = append(fields, zap.String("cause", d.cause.Error()))
@@ -102,10 +128,8 @@ func (h *Handler) logLogin(r *http.Request, method string, id *identity, d *deni
 		h.logger.Info("login refused", fields...)
 		return
 	}
+	metrics.logins.WithLabelValues("ok", corp).Inc()
 	fields = append(fields, zap.String("result", "ok"), zap.String("userid", id.UserID))
-	if !id.Review {
-		fields = append(fields, zap.String("corp", id.Corp))
-	}
 	h.logger.Info("login", fields...)
 }
 

@@ -34,7 +34,7 @@ type shared struct {
 
 func newShared(apiBase string, logger *zap.Logger) *shared {
 	return &shared{
-		client: wecom.New(wecom.Options{BaseURL: apiBase, Logger: logger.Named("wecom")}),
+		client: wecom.New(wecom.Options{BaseURL: apiBase, Logger: logger.Named("wecom"), Observer: observer{}}),
 		users:  cache.New(cache.NoExpiration, 10*time.Minute),
 		spent:  cache.New(spentCodeTTL, time.Minute),
 	}

@@ -25,9 +25,14 @@ type Handler struct {
 	CodeTTL  caddy.Duration `json:"code_ttl,omitempty"`
 	DevPath  string         `json:"dev_path,omitempty"`
 	Corps    []CorpConfig   `json:"corps,omitempty"`
+	// Playground, when set, serves a development page at <dev_path>/playground that drives this
+	// simulator and the gateway found at this path on the same origin (say /gateway, proxied to
+	// the gateway) or at this http(s) URL (which then has to allow the page's origin).
+	Playground string `json:"playground,omitempty"`
 
-	sim     *Simulator
-	poolKey string
+	sim        *Simulator
+	poolKey    string
+	playground *playgroundPage
 }
 
 // CorpConfig is one corp of the simulator. Secret may be a runtime placeholder such as {env.X}.
@@ -67,7 +72,10 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 
 // Provision finds the Simulator of this configuration or builds it.
 func (h *Handler) Provision(ctx caddy.Context) error {
-	key, err := json.Marshal(h)
+	// The playground page has no state: switching it on or off keeps the Simulator.
+	withoutPage := *h
+	withoutPage.Playground = ""
+	key, err := json.Marshal(&withoutPage)
 	if err != nil {
 		return err
 	}
@@ -81,6 +89,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.sim = val.(pooled).Simulator
 	ctx.Logger().Warn("WeCom simulator enabled: for development only, never expose it",
 		zap.String("dev_path", h.sim.devPath), zap.Int("corps", len(h.Corps)))
+	if h.Playground != "" {
+		if h.playground, err = newPlaygroundPage(h.Playground, h.sim.devPath); err != nil {
+			return err
+		}
+		ctx.Logger().Warn("WeCom simulator playground enabled: a development page that mints login codes, never expose it",
+			zap.String("path", h.playground.path), zap.String("gateway", h.Playground))
+	}
 	return nil
 }
 
@@ -115,6 +130,11 @@ func (h *Handler) Validate() error {
 	}
 	if strings.HasPrefix(h.DevPath+"/", "/cgi-bin/") {
 		return fmt.Errorf("wecom_simulator: dev_path %q must not be under /cgi-bin", h.DevPath)
+	}
+	if h.Playground != "" {
+		if err := checkPlayground(h.Playground); err != nil {
+			return err
+		}
 	}
 	if len(h.Corps) == 0 {
 		return errors.New("wecom_simulator: at least one corp is required")
@@ -169,6 +189,10 @@ func (h *Handler) Cleanup() error {
 
 // ServeHTTP answers the WeCom calls and the development interface and passes the rest on.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if h.playground.serves(r.URL.Path) {
+		h.playground.ServeHTTP(w, r)
+		return nil
+	}
 	if !h.sim.handles(r.URL.Path) {
 		return next.ServeHTTP(w, r)
 	}

@@ -27,6 +27,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		token_ttl <duration>
 //		code_ttl  <duration>
 //		dev_path  <path>
+//		playground <gateway path or URL>
 //		corp <name> {
 //			corp_id <corpid>
 //			secret  <secret>
@@ -55,6 +56,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "dev_path":
 			if err := oneArg(d, &h.DevPath); err != nil {
+				return err
+			}
+		case "playground":
+			if err := oneArg(d, &h.Playground); err != nil {
 				return err
 			}
 		case "corp":

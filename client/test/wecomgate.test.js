@@ -1,0 +1,329 @@
+'use strict';
+// Unit tests of client/wecomgate.js against a fake `wx` and a fake gateway.
+// Run: node --test client/test/
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const { createClient } = require('../wecomgate.js');
+
+const BASE = 'https://gw.example.com';
+
+/**
+ * A fake gateway speaking SPEC §4–§6: codes are "code-<n>" minted by the fake
+ * wx.qy.login for the device's user; each user belongs to a corp.
+ */
+function fakeGateway(opts) {
+  const o = Object.assign({ corps: ['acme', 'partner'], users: { zhangsan: 'acme' } }, opts);
+  const gw = {
+    tokens: new Map(), // token -> user
+    codes: new Map(), // code -> userid
+    spent: new Set(),
+    logins: [], // bodies of POST /wecom/login
+    seq: 0,
+    handle(req) {
+      const path = req.url.slice(BASE.length);
+      const json = (statusCode, data, header) => ({ statusCode, data, header: Object.assign({ 'Content-Type': 'application/json' }, header) });
+      const err = (status, code, extra) => json(status, Object.assign({ error: code, message: code + ' (fake)' }, extra),
+        status === 401 ? { 'WWW-Authenticate': 'Bearer realm="wecom"' } : {});
+      if (path === '/wecom/login') {
+        gw.logins.push(req.data);
+        const { code, corp } = req.data;
+        if (!code) return err(400, 'invalid_request');
+        if (corp && !o.corps.includes(corp)) return err(400, 'invalid_request');
+        if (gw.spent.has(code) || !gw.codes.has(code)) return err(401, 'invalid_code');
+        gw.spent.add(code);
+        const userid = gw.codes.get(code);
+        const userCorp = o.users[userid];
+        if (o.inactive && o.inactive.includes(userid)) return err(403, 'user_inactive');
+        if (userCorp !== (corp || o.corps[0])) return err(409, 'wrong_corp', { corp: userCorp });
+        const token = 'tok-' + ++gw.seq;
+        gw.tokens.set(token, { userid, corp: userCorp });
+        return json(200, { token, token_type: 'Bearer', expires_in: 86400, userid, corpid: 'ww' + userCorp, corp: userCorp, name: userid.toUpperCase() });
+      }
+      if (path === '/wecom/review/login') {
+        if (req.data.username !== 'reviewer' || req.data.password !== 'review-demo') return err(401, 'unauthenticated');
+        const token = 'rev-' + ++gw.seq;
+        gw.tokens.set(token, { userid: 'review:reviewer', review: true });
+        return json(200, { token, token_type: 'Bearer', expires_in: 86400, userid: 'review:reviewer', name: 'reviewer', review: true });
+      }
+      const auth = (req.header && req.header.Authorization) || '';
+      const user = gw.tokens.get(auth.replace(/^Bearer /, ''));
+      if (path === '/wecom/logout') {
+        gw.tokens.delete(auth.replace(/^Bearer /, ''));
+        return { statusCode: 204, data: '', header: {} };
+      }
+      if (!user) return err(401, 'unauthenticated');
+      if (path === '/api/missing') return json(404, { error: 'not_found', message: 'no such order' });
+      if (path === '/api/plain401') return { statusCode: 401, data: 'backend says no', header: {} };
+      return json(200, { path, userid: user.userid, corp: user.corp, method: req.method || 'GET' });
+    },
+  };
+  return gw;
+}
+
+/** A fake wx whose request goes to `gateway` asynchronously. */
+function fakeWx(opts) {
+  const o = Object.assign({ environment: 'wxwork', userid: 'zhangsan' }, opts);
+  const store = new Map();
+  const wx = {
+    userid: o.userid,
+    requests: [],
+    qyLogins: 0,
+    store,
+    getSystemInfoSync() {
+      return o.environment ? { environment: o.environment } : { platform: 'ios' };
+    },
+    getSystemInfo({ success }) { setTimeout(() => success(wx.getSystemInfoSync()), 1); },
+    getStorageSync: (k) => (store.has(k) ? store.get(k) : ''),
+    setStorageSync: (k, v) => { store.set(k, JSON.parse(JSON.stringify(v))); },
+    removeStorageSync: (k) => { store.delete(k); },
+    request(req) {
+      wx.requests.push(req);
+      setTimeout(() => {
+        if (o.network === 'down') return req.fail({ errMsg: 'request:fail timeout' });
+        const res = o.gateway.handle(req);
+        req.success(res);
+      }, o.delay ? o.delay(req) : 2);
+    },
+  };
+  if (o.environment === 'wxwork') {
+    wx.qy = {
+      login({ success }) {
+        wx.qyLogins++;
+        const code = 'code-' + wx.qyLogins + '-' + wx.userid;
+        o.gateway.codes.set(code, wx.userid);
+        setTimeout(() => success({ code, errMsg: 'qy.login:ok' }), 1);
+      },
+    };
+  }
+  return wx;
+}
+
+function setup(gwOpts, wxOpts, clientOpts) {
+  const gateway = fakeGateway(gwOpts);
+  const wx = fakeWx(Object.assign({ gateway }, wxOpts));
+  const client = createClient(Object.assign({ baseURL: BASE + '/', wx }, clientOpts));
+  return { gateway, wx, client };
+}
+
+const paths = (wx) => wx.requests.map((r) => r.url.slice(BASE.length));
+
+test('environment detection', async () => {
+  assert.equal(setup().client.isWeCom(), true);
+  assert.equal(setup({}, { environment: undefined }).client.isWeCom(), false); // ordinary WeChat
+  assert.equal(await setup().client.detectWeCom(), true);
+  assert.equal(await setup({}, { environment: undefined }).client.detectWeCom(), false);
+  // WeCom sometimes leaves environment out: a negative answer is asked again, a positive one kept.
+  const { wx } = setup();
+  const answers = [{}, { environment: 'wxwork' }, {}];
+  wx.getSystemInfoSync = () => answers.shift();
+  const c = createClient({ baseURL: BASE, wx });
+  assert.deepEqual([c.isWeCom(), c.isWeCom(), c.isWeCom(), c.isWeCom()], [false, true, true, true]);
+  assert.equal(answers.length, 1);
+  delete wx.getSystemInfoSync;
+  assert.equal(createClient({ baseURL: BASE, wx }).isWeCom(), false);
+  assert.throws(() => createClient({ wx }), /baseURL/);
+});
+
+test('login posts the code and stores the token with its expiry', async () => {
+  const { client, wx, gateway } = setup();
+  const before = Date.now();
+  const s = await client.login();
+  assert.equal(s.userid, 'zhangsan');
+  assert.equal(s.corp, 'acme');
+  assert.equal(s.review, false);
+  assert.deepEqual(gateway.logins, [{ code: 'code-1-zhangsan' }]); // no corp configured: none named
+  const stored = wx.store.get('wecomgate');
+  assert.match(stored.token, /^tok-/);
+  assert.ok(stored.expiresAt >= before + 86400 * 1000 && stored.expiresAt <= Date.now() + 86400 * 1000);
+  assert.equal(client.session().token, stored.token);
+  assert.equal(wx.requests[0].method, 'POST');
+  assert.equal(wx.requests[0].url, BASE + '/wecom/login');
+});
+
+test('configured corp, endpoints and storage key are used', async () => {
+  const { client, wx, gateway } = setup({}, {}, { corp: 'acme', endpoints: 'auth/', storageKey: 'k' });
+  gateway.handle = ((h) => (req) => h(Object.assign({}, req, { url: req.url.replace('/auth/', '/wecom/') })))(gateway.handle);
+  await client.login();
+  assert.deepEqual(gateway.logins, [{ code: 'code-1-zhangsan', corp: 'acme' }]);
+  assert.equal(paths(wx)[0], '/auth/login');
+  assert.ok(wx.store.get('k').token);
+});
+
+test('request signs in first and adds the Bearer token', async () => {
+  const { client, wx } = setup();
+  const res = await client.request({ url: '/api/orders', header: { 'X-Trace': '1' }, timeout: 5000 });
+  assert.equal(res.statusCode, 200);
+  assert.equal(res.data.userid, 'zhangsan');
+  assert.deepEqual(paths(wx), ['/wecom/login', '/api/orders']);
+  const api = wx.requests[1];
+  assert.equal(api.header.Authorization, 'Bearer ' + client.session().token);
+  assert.equal(api.header['X-Trace'], '1');
+  assert.equal(api.timeout, 5000);
+  await client.request('/api/again'); // stored token reused, no new login
+  assert.equal(wx.qyLogins, 1);
+  // An expired token is not sent: a new login comes first.
+  wx.store.set('wecomgate', Object.assign(wx.store.get('wecomgate'), { expiresAt: Date.now() - 1 }));
+  await client.request('/api/later');
+  assert.equal(wx.qyLogins, 2);
+});
+
+test('401 signs in again once and retries once', async () => {
+  const { client, wx, gateway } = setup();
+  await client.login();
+  gateway.tokens.clear(); // session revoked at the gateway
+  const res = await client.request({ url: '/api/orders' });
+  assert.equal(res.statusCode, 200);
+  assert.deepEqual(paths(wx), ['/wecom/login', '/api/orders', '/wecom/login', '/api/orders']);
+  assert.equal(wx.qyLogins, 2);
+});
+
+test('401 on the retry is an error, not a loop', async () => {
+  const { client, wx, gateway } = setup();
+  await client.login();
+  const handle = gateway.handle;
+  gateway.handle = (req) => (req.url.endsWith('/api/orders')
+    ? { statusCode: 401, data: { error: 'unauthenticated', message: 'no' }, header: {} } : handle(req));
+  await assert.rejects(client.request('/api/orders'), (e) => e.code === 'unauthenticated' && e.status === 401);
+  assert.deepEqual(paths(wx), ['/wecom/login', '/api/orders', '/wecom/login', '/api/orders']);
+  assert.equal(client.session(), null); // the refused token is dropped
+});
+
+test("the backend's own 401 does not trigger a login", async () => {
+  const { client, wx } = setup();
+  await assert.rejects(client.request('/api/plain401'), (e) => e.code === 'http_401' && e.status === 401);
+  assert.equal(wx.qyLogins, 1);
+  assert.ok(client.session());
+});
+
+test('concurrent 401s share one login', async () => {
+  const { client, wx, gateway } = setup();
+  await client.login();
+  gateway.tokens.clear();
+  const results = await Promise.all([1, 2, 3, 4, 5].map((i) => client.request('/api/item/' + i)));
+  assert.deepEqual(results.map((r) => r.statusCode), [200, 200, 200, 200, 200]);
+  assert.equal(wx.qyLogins, 2);
+  assert.equal(gateway.logins.length, 2);
+  const retried = wx.requests.filter((r) => r.url.includes('/api/')).slice(5);
+  assert.equal(new Set(retried.map((r) => r.header.Authorization)).size, 1);
+});
+
+test('a 401 arriving after the new login uses the new token', async () => {
+  const slow = (req) => (req.url.endsWith('/api/slow') && /tok-1$/.test(req.header.Authorization) ? 60 : 2);
+  const { client, wx, gateway } = setup({}, { delay: slow });
+  await client.login();
+  gateway.tokens.clear();
+  const [fast, late] = await Promise.all([client.request('/api/fast'), client.request('/api/slow')]);
+  assert.equal(fast.statusCode, 200);
+  assert.equal(late.statusCode, 200);
+  assert.equal(wx.qyLogins, 2); // the late 401 found tok-2 in place and did not sign in again
+  assert.equal(wx.requests[wx.requests.length - 1].header.Authorization, 'Bearer tok-2');
+});
+
+test('concurrent first requests share one login', async () => {
+  const { client, wx } = setup();
+  await Promise.all([client.request('/api/a'), client.request('/api/b'), client.login()]);
+  assert.equal(wx.qyLogins, 1);
+});
+
+test('wrong_corp: fresh code, retry with the named corp, remembered', async () => {
+  const { client, wx, gateway } = setup({ users: { zhaoliu: 'partner' } }, { userid: 'zhaoliu' });
+  const s = await client.login();
+  assert.equal(s.corp, 'partner');
+  assert.deepEqual(gateway.logins, [{ code: 'code-1-zhaoliu' }, { code: 'code-2-zhaoliu', corp: 'partner' }]);
+  assert.equal(wx.store.get('wecomgate').corp, 'partner');
+  // The next login names the remembered corp at once, also in a new client.
+  gateway.tokens.clear();
+  const again = createClient({ baseURL: BASE, wx });
+  await again.request('/api/x');
+  assert.deepEqual(gateway.logins[2], { code: 'code-3-zhaoliu', corp: 'partner' });
+  assert.equal(gateway.logins.length, 3);
+});
+
+test('wrong_corp overrides the configured corp too', async () => {
+  const { client, gateway } = setup({ users: { zhangsan: 'acme' } }, {}, { corp: 'partner' });
+  await client.login();
+  assert.deepEqual(gateway.logins.map((b) => b.corp), ['partner', 'acme']);
+});
+
+test('a remembered corp the gateway no longer knows is forgotten', async () => {
+  const { client, wx, gateway } = setup();
+  wx.store.set('wecomgate', { corp: 'gone' });
+  await client.login();
+  assert.deepEqual(gateway.logins.map((b) => b.corp), ['gone', undefined]);
+  assert.equal(wx.store.get('wecomgate').corp, undefined);
+});
+
+test('login errors carry code and status; nothing is stored', async () => {
+  const { client, wx } = setup({ users: { lisi: 'acme' }, inactive: ['lisi'] }, { userid: 'lisi' });
+  await assert.rejects(client.login(), (e) => {
+    assert.ok(e instanceof Error);
+    assert.equal(e.code, 'user_inactive');
+    assert.equal(e.status, 403);
+    assert.match(e.message, /user_inactive/);
+    return true;
+  });
+  assert.equal(wx.store.get('wecomgate'), undefined);
+  assert.equal(client.session(), null);
+  // A failed login is not cached: the next call tries again.
+  await assert.rejects(client.login(), { code: 'user_inactive' });
+  assert.equal(wx.qyLogins, 2);
+});
+
+test('wrong_corp that cannot be resolved surfaces with its corp', async () => {
+  const { client, gateway } = setup();
+  const handle = gateway.handle;
+  gateway.handle = (req) => (req.url.endsWith('/wecom/login')
+    ? { statusCode: 409, data: JSON.stringify({ error: 'wrong_corp', message: 'm', corp: 'partner' }), header: {} } : handle(req));
+  await assert.rejects(client.login(), (e) => e.code === 'wrong_corp' && e.status === 409 && e.corp === 'partner');
+});
+
+test('API errors and network failures carry code and status', async () => {
+  const { client } = setup();
+  await assert.rejects(client.request('/api/missing'), (e) => e.code === 'not_found' && e.status === 404 && e.data.message === 'no such order');
+  const down = setup({}, { network: 'down' }).client;
+  await assert.rejects(down.login(), (e) => e.code === 'network_error' && e.status === 0 && /timeout/.test(e.message));
+});
+
+test('review login outside WeCom', async () => {
+  const { client, wx, gateway } = setup({}, { environment: undefined });
+  assert.equal(client.isWeCom(), false);
+  await assert.rejects(client.login(), { code: 'not_wecom' });
+  // No session and no WeCom: the request goes out bare and the 401 is the caller's.
+  await assert.rejects(client.request('/api/public/a'), { code: 'unauthenticated', status: 401 });
+  assert.equal(paths(wx).filter((p) => p === '/wecom/login').length, 0);
+  await assert.rejects(client.reviewLogin('reviewer', 'wrong'), { code: 'unauthenticated', status: 401 });
+  const s = await client.reviewLogin('reviewer', 'review-demo');
+  assert.equal(s.review, true);
+  assert.equal(s.userid, 'review:reviewer');
+  assert.deepEqual(gateway.logins, []);
+  const res = await client.request('/api/public/a');
+  assert.equal(res.data.userid, 'review:reviewer');
+  // An expired review session cannot be renewed without the password: 401 surfaces, token dropped.
+  gateway.tokens.clear();
+  await assert.rejects(client.request('/api/public/a'), { code: 'unauthenticated' });
+  assert.equal(client.session(), null);
+});
+
+test('logout ends the session at the gateway and clears storage', async () => {
+  const { client, wx, gateway } = setup({ users: { zhaoliu: 'partner' } }, { userid: 'zhaoliu' });
+  await client.login();
+  const token = client.session().token;
+  await client.logout();
+  const last = wx.requests[wx.requests.length - 1];
+  assert.equal(last.url, BASE + '/wecom/logout');
+  assert.equal(last.method, 'POST');
+  assert.equal(last.header.Authorization, 'Bearer ' + token);
+  assert.equal(gateway.tokens.has(token), false);
+  assert.equal(wx.store.has('wecomgate'), false);
+  assert.equal(client.session(), null);
+  await client.logout(); // nothing to end: no request
+  assert.equal(wx.requests[wx.requests.length - 1], last);
+});
+
+test('logout clears storage even when the gateway cannot be reached', async () => {
+  const { client, wx } = setup({}, { network: 'down' });
+  wx.store.set('wecomgate', { token: 't', expiresAt: Date.now() + 60000 });
+  await assert.rejects(client.logout(), { code: 'network_error' });
+  assert.equal(wx.store.has('wecomgate'), false);
+});

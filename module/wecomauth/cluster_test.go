@@ -1,0 +1,274 @@
+package wecomauth_test
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/wecomgate/wecomgate/module/internal/testcaddy"
+)
+
+// runCaddyEnv makes the test binary run as a Caddy with the named
+// Caddyfile (see TestMain): a second instance in its own process.
+const runCaddyEnv = "WECOMGATE_TEST_RUN_CADDY"
+
+const (
+	keyA = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+	keyB = "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8="
+)
+
+// Rotation: a new first key seals, the old one still opens, and dropping
+// the old key ends its sessions.
+func TestSessionKeyRotation(t *testing.T) {
+	e := startEnv(t, "session_key "+keyA)
+	old := e.login("acme", "zhangsan")
+
+	e.reload("session_key " + keyB + " " + keyA)
+	if r := e.do(http.MethodGet, "/api/x", "", "Authorization: Bearer "+old); r.status != 200 {
+		t.Fatalf("token of the retired key refused during rotation: %d %s", r.status, r.raw)
+	}
+	fresh := e.login("acme", "zhangsan")
+
+	e.reload("session_key " + keyB)
+	expectError(t, e.do(http.MethodGet, "/api/x", "", "Authorization: Bearer "+old), 401, "unauthenticated")
+	if r := e.do(http.MethodGet, "/api/x", "", "Authorization: Bearer "+fresh); r.status != 200 {
+		t.Fatalf("token of the new key refused: %d %s", r.status, r.raw)
+	}
+}
+
+// Without session_key a key is generated once and kept in storage, so it
+// survives reloads and restarts.
+func TestGeneratedKeyIsKeptInStorage(t *testing.T) {
+	storage := t.TempDir()
+	global := "storage file_system " + storage
+	e := startEnvGlobal(t, "", "", global)
+	tok := e.login("acme", "zhangsan")
+	stored, err := os.ReadFile(filepath.Join(storage, "wecomgate", "session_key"))
+	if err != nil || len(bytes.TrimSpace(stored)) != 44 {
+		t.Fatalf("no generated key in storage: %v %q", err, stored)
+	}
+	e.reload("recheck 5m")
+	if r := e.do(http.MethodGet, "/api/x", "", "Authorization: Bearer "+tok); r.status != 200 {
+		t.Fatalf("session lost by a reload: %d %s", r.status, r.raw)
+	}
+	after, _ := os.ReadFile(filepath.Join(storage, "wecomgate", "session_key"))
+	if !bytes.Equal(stored, after) {
+		t.Error("the stored key changed")
+	}
+}
+
+// A reload through the admin API under concurrent traffic fails no request,
+// keeps sessions, and fetches no new access token.
+func TestReloadUnderLoad(t *testing.T) {
+	admin := testcaddy.Ports(t, 1)[0]
+	e := startEnvGlobal(t, "recheck 10m", "", fmt.Sprintf("admin 127.0.0.1:%d", admin))
+	tok := e.login("acme", "zhangsan")
+	before := e.counts()
+
+	// At a reload Caddy opens a new SO_REUSEPORT socket and closes the old
+	// one, and the kernel resets connections still queued on the old one;
+	// idle keep-alive sockets are closed too. Such a request never reaches a
+	// handler and got no byte back, so a client may resend it (the Go client
+	// does for idempotent requests on reused connections). The test resends
+	// once, as such a client would, and counts how often; what the gateway
+	// owes is that every request that reaches it is answered, and right.
+	var (
+		wg            sync.WaitGroup
+		stop          atomic.Bool
+		ok, fail, res atomic.Int64
+		firstErr      atomic.Value
+	)
+	get := func() (*http.Response, error) {
+		req, _ := http.NewRequest(http.MethodGet, e.gw+"/api/x", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		return e.client.Do(req)
+	}
+	for range 4 {
+		wg.Go(func() {
+			for !stop.Load() {
+				resp, err := get()
+				if err != nil {
+					res.Add(1)
+					resp, err = get()
+				}
+				if err != nil || resp.StatusCode != 200 {
+					fail.Add(1)
+					firstErr.CompareAndSwap(nil, fmt.Sprint(err, resp))
+				} else {
+					ok.Add(1)
+				}
+				if resp != nil {
+					resp.Body.Close()
+				}
+			}
+		})
+	}
+	for i := range 3 {
+		time.Sleep(200 * time.Millisecond)
+		cfg := e.config(fmt.Sprintf("recheck %dm", 11+i))
+		resp, err := http.Post(fmt.Sprintf("http://127.0.0.1:%d/load", admin), "text/caddyfile", strings.NewReader(cfg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != 200 {
+			t.Fatalf("reload %d: %s", i, resp.Status)
+		}
+		resp.Body.Close()
+	}
+	time.Sleep(200 * time.Millisecond)
+	stop.Store(true)
+	wg.Wait()
+
+	if fail.Load() != 0 {
+		t.Fatalf("%d of %d requests failed across reloads; first: %v", fail.Load(), fail.Load()+ok.Load(), firstErr.Load())
+	}
+	if ok.Load() < 20 {
+		t.Fatalf("only %d requests ran", ok.Load())
+	}
+	t.Logf("%d requests, %d resent after a connection closed by the listener swap", ok.Load(), res.Load())
+	after := e.counts()
+	for _, ep := range []string{"gettoken", "user/get"} {
+		if after[ep] != before[ep] {
+			t.Errorf("%s calls went from %d to %d across reloads", ep, before[ep], after[ep])
+		}
+	}
+	if r := e.do(http.MethodGet, "/wecom/session", "", "Authorization: Bearer "+tok); r.status != 200 {
+		t.Errorf("session lost by reloads: %d %s", r.status, r.raw)
+	}
+	e.backend.last(t)
+}
+
+// Instances sharing one storage accept each other's sessions with no key
+// configured, and a logout on one is refused on the others within 10 s.
+// Two of them start at the same moment, so they race to generate the key.
+func TestInstancesShareSessionsAndLogouts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Caddy processes")
+	}
+	storage := t.TempDir()
+	global := "storage file_system " + storage
+	e := startEnvGlobal(t, "", "", global)
+
+	var (
+		urls []string
+		wg   sync.WaitGroup
+	)
+	ports := testcaddy.Ports(t, 2)
+	for _, port := range ports {
+		url := fmt.Sprintf("http://127.0.0.1:%d", port)
+		urls = append(urls, url)
+		cfg := fmt.Sprintf("{\n\tadmin off\n\t%s\n}\n%s {\n\twecom_auth {\n\t\tapi_base %s\n%s\n\t}\n\treverse_proxy %s\n}\n",
+			global, url, e.sim, gatewayCorps, e.backend.addr)
+		wg.Go(func() { startProcess(t, cfg, url) })
+	}
+	wg.Wait()
+	a, b := e.gw, urls[0]
+
+	// A token from one process works on the others.
+	tok := e.login("acme", "zhangsan")
+	auth := "Authorization: Bearer " + tok
+	for _, url := range urls {
+		if s := statusAt(t, url, auth); s != 200 {
+			t.Fatalf("session from the first instance got %d at %s", s, url)
+		}
+	}
+	e.backend.last(t)
+
+	// Logout on one; the others refuse within the bound.
+	r := e.do(http.MethodPost, "/wecom/logout", "", auth)
+	if r.status != http.StatusNoContent {
+		t.Fatalf("logout: %d", r.status)
+	}
+	if s := statusAt(t, a, auth); s != 401 {
+		t.Fatalf("logged-out session got %d on the instance that logged it out", s)
+	}
+	start := time.Now()
+	testcaddy.WaitFor(t, 10*time.Second, "the logout to reach the other instances", func() bool {
+		return statusAt(t, urls[0], auth) == 401 && statusAt(t, urls[1], auth) == 401
+	})
+	t.Logf("logout reached the other instances after %v", time.Since(start).Round(100*time.Millisecond))
+
+	// And the other way round: a session from process b, logged out there.
+	resp, err := http.Post(b+"/wecom/login", "application/json", strings.NewReader(fmt.Sprintf(`{"code":%q}`, e.code("acme", "zhangsan"))))
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("login on another instance: %v %v", err, resp)
+	}
+	var body struct{ Token string }
+	decodeJSON(t, resp, &body)
+	auth = "Authorization: Bearer " + body.Token
+	if s := statusAt(t, a, auth); s != 200 {
+		t.Fatalf("session from another instance got %d here", s)
+	}
+	req, _ := http.NewRequest(http.MethodPost, b+"/wecom/logout", nil)
+	req.Header.Set("Authorization", "Bearer "+body.Token)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 204 {
+		t.Fatalf("logout on another instance: %v %v", err, resp)
+	}
+	testcaddy.WaitFor(t, 10*time.Second, "the logout to reach this instance", func() bool {
+		return statusAt(t, a, auth) == 401
+	})
+}
+
+// startProcess runs this test binary as a Caddy with cfg until the test
+// ends, and waits until it answers at url.
+func startProcess(t *testing.T, cfg, url string) {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "Caddyfile")
+	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
+		t.Error(err)
+		return
+	}
+	var out bytes.Buffer
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), runCaddyEnv+"="+file)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Error(err)
+		return
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("output of the Caddy at %s:\n%s", url, lastLines(out.String(), 30))
+		}
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(url + "/wecom/session"); err == nil {
+			resp.Body.Close()
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Errorf("the Caddy at %s did not start", url)
+}
+
+func statusAt(t *testing.T, base, header string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, base+"/api/x", nil)
+	name, val, _ := strings.Cut(header, ":")
+	req.Header.Set(name, strings.TrimSpace(val))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

@@ -1,0 +1,111 @@
+package wecomauth_test
+
+import (
+	"net/http"
+	"testing"
+	"time"
+)
+
+// Password: review-demo.
+const reviewBlock = `review {
+			user reviewer $2a$10$gj7argJclI6sBw5KGGCtXud16zwhsehRL7iZ3X6KTa2uIFjkZh.hy
+			allow /api/public/* /api/version
+		}`
+
+func reviewLogin(e *env) string {
+	e.t.Helper()
+	r := e.do(http.MethodPost, "/wecom/review/login", `{"username":"reviewer","password":"review-demo"}`)
+	if r.status != 200 || r.body["review"] != true || r.str("userid") != "review:reviewer" || r.str("token") == "" {
+		e.t.Fatalf("review login: %d %s", r.status, r.raw)
+	}
+	return r.str("token")
+}
+
+func TestReviewSessionReachesOnlyAllowedPaths(t *testing.T) {
+	e := startEnv(t, reviewBlock)
+	auth := "Authorization: Bearer " + reviewLogin(e)
+
+	for _, p := range []string{"/api/public/a", "/api/public/a/b?x=1", "/api/version", "/API/PUBLIC/a"} {
+		r := e.do(http.MethodGet, p, "", auth, "X-WeCom-CorpId: wwacme")
+		if r.status != 200 {
+			t.Errorf("%s: %d %s", p, r.status, r.raw)
+			continue
+		}
+		got := e.backend.last(t)
+		if got.Header.Get("X-WeCom-UserId") != "review:reviewer" || got.Header.Get("X-WeCom-Review") != "1" {
+			t.Errorf("%s: review identity headers = %v", p, got.Header)
+		}
+		for _, h := range []string{"X-WeCom-CorpId", "X-WeCom-Corp", "X-WeCom-Department"} {
+			if v := got.Header.Get(h); v != "" {
+				t.Errorf("%s: review session carried %s=%q", p, h, v)
+			}
+		}
+	}
+
+	// Path tricks are judged on the cleaned path, never the query.
+	for _, p := range []string{
+		"/api/orders",
+		"/api/orders?next=/api/public/x",
+		"/api/public/../orders",
+		"/api/public/%2e%2e/orders",
+		"/api/public%2F..%2Forders",
+		"//api/orders",
+		"/api/versionx",
+		"/api/public",
+	} {
+		expectError(t, e.do(http.MethodGet, p, "", auth), http.StatusForbidden, "review_forbidden")
+	}
+	e.backend.none(t)
+}
+
+func TestReviewLoginFailures(t *testing.T) {
+	e := startEnv(t, reviewBlock)
+	post := func(body string) reply { return e.do(http.MethodPost, "/wecom/review/login", body) }
+	expectError(t, post(`{"username":"reviewer","password":"nope"}`), 401, "unauthenticated")
+	expectError(t, post(`{"username":"ghost","password":"review-demo"}`), 401, "unauthenticated")
+	expectError(t, post(`{"username":"reviewer"}`), 400, "invalid_request")
+	expectError(t, post(`[`), 400, "invalid_request")
+
+	// Unknown users cost the same bcrypt work as wrong passwords: compare
+	// the slower of a few tries each, loosely (bcrypt cost 10 is ~50 ms).
+	timeOf := func(body string) time.Duration {
+		var best time.Duration
+		for range 3 {
+			start := time.Now()
+			post(body)
+			if d := time.Since(start); best == 0 || d < best {
+				best = d
+			}
+		}
+		return best
+	}
+	wrong := timeOf(`{"username":"reviewer","password":"nope"}`)
+	unknown := timeOf(`{"username":"ghost","password":"nope"}`)
+	if unknown < wrong/3 {
+		t.Errorf("unknown user answered in %v, wrong password in %v: the difference tells who exists", unknown, wrong)
+	}
+}
+
+func TestNoReviewBlockMeansNoReviewLogin(t *testing.T) {
+	e := startEnv(t, "")
+	expectError(t, e.do(http.MethodPost, "/wecom/review/login", `{"username":"a","password":"b"}`), 404, "not_found")
+}
+
+// A review token stops working when its account leaves the configuration.
+func TestReviewSessionEndsWithItsAccount(t *testing.T) {
+	e := startEnv(t, reviewBlock+"\n\t\tsession_key AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
+	tok := reviewLogin(e)
+	e.reload("session_key AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
+	expectError(t, e.do(http.MethodGet, "/api/public/a", "", "Authorization: Bearer "+tok), 401, "unauthenticated")
+}
+
+func TestReviewSessionEndpointHasNoCorp(t *testing.T) {
+	e := startEnv(t, reviewBlock)
+	r := e.do(http.MethodGet, "/wecom/session", "", "Authorization: Bearer "+reviewLogin(e))
+	if r.status != 200 || r.body["review"] != true || r.str("userid") != "review:reviewer" {
+		t.Fatalf("review session: %d %s", r.status, r.raw)
+	}
+	if _, ok := r.body["corp"]; ok {
+		t.Errorf("review session names a corp: %s", r.raw)
+	}
+}

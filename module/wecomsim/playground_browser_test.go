@@ -1,0 +1,332 @@
+//go:build unix
+
+package wecomsim_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wecomgate/wecomgate/module/internal/testcaddy"
+
+	_ "github.com/wecomgate/wecomgate/module"
+)
+
+// playgroundCaddyfile is Caddyfile.example's three sites on free ports: the gateway, the
+// simulator with the playground and the gateway proxied under /gateway, and the echo backend.
+// recheck is short so that a status change shows within the test.
+const playgroundCaddyfile = `{
+	admin off
+	persist_config off
+	storage file_system {
+		root %[4]s
+	}
+}
+
+http://127.0.0.1:%[1]d {
+	wecom_auth {
+		api_base http://127.0.0.1:%[2]d
+		corp acme {
+			corp_id ww00000000000acme
+			secret acme-secret-0123456789
+		}
+		corp partner {
+			corp_id ww0000000partner
+			secret partner-secret-0123456789
+			allow_departments 7
+		}
+		recheck 1s
+		review {
+			user reviewer $2a$10$gj7argJclI6sBw5KGGCtXud16zwhsehRL7iZ3X6KTa2uIFjkZh.hy
+			allow /api/public/*
+		}
+	}
+	reverse_proxy 127.0.0.1:%[3]d
+}
+
+http://127.0.0.1:%[2]d {
+	handle_path /gateway/* {
+		reverse_proxy 127.0.0.1:%[1]d
+	}
+	wecom_simulator {
+		dev_path /sim
+		playground /gateway
+		corp acme {
+			corp_id ww00000000000acme
+			secret acme-secret-0123456789
+			user zhangsan 张三 {
+				department 1 2
+			}
+			user lisi 李四 {
+				department 2
+				status 2
+			}
+			user wangwu 王五 {
+				hidden
+			}
+		}
+		corp partner {
+			corp_id ww0000000partner
+			secret partner-secret-0123456789
+			user zhaoliu 赵六 {
+				department 7
+			}
+			user qianqi 钱七 {
+				department 8
+			}
+		}
+	}
+}
+
+http://127.0.0.1:%[3]d {
+	header Content-Type application/json
+	respond <<JSON
+		{
+			"backend": "demo echo",
+			"method": "{method}",
+			"uri": "{uri}",
+			"x-wecom-userid": "{header.X-WeCom-UserId}",
+			"x-wecom-corpid": "{header.X-WeCom-CorpId}",
+			"x-wecom-corp": "{header.X-WeCom-Corp}",
+			"x-wecom-name": "{header.X-WeCom-Name}",
+			"x-wecom-department": "{header.X-WeCom-Department}",
+			"x-wecom-review": "{header.X-WeCom-Review}",
+			"authorization": "{header.Authorization}",
+			"cookie": "{header.Cookie}"
+		}
+		JSON 200
+}
+`
+
+// stepResult is what the page's exchange log shows for one user action.
+type stepResult struct {
+	Outcome  string // "ok" or "error"
+	Text     string // the step card's text
+	Statuses []int  // HTTP statuses of its exchanges, in order
+}
+
+// playground drives the page in the browser.
+type playground struct {
+	t *testing.T
+	b *browser
+}
+
+// step clicks the element and waits for the step it starts to finish.
+func (p playground) step(selector string) stepResult {
+	p.t.Helper()
+	var seq int
+	p.b.MustEval("app.seq", &seq)
+	p.click(selector)
+	return p.waitStep(seq+1, selector)
+}
+
+func (p playground) waitStep(seq int, what string) stepResult {
+	p.t.Helper()
+	sel := fmt.Sprintf(`.step[data-seq="%d"]`, seq)
+	p.b.WaitFor(what+" to finish", fmt.Sprintf(`document.querySelector('%s[data-done]')`, sel), 30*time.Second)
+	var r stepResult
+	p.b.MustEval(fmt.Sprintf(`(() => {
+		const s = document.querySelector('%s');
+		return { Outcome: s.dataset.outcome, Text: s.innerText,
+			Statuses: [...s.querySelectorAll('.exchange')].map((e) => Number(e.dataset.status)) };
+	})()`, sel), &r)
+	return r
+}
+
+func (p playground) click(selector string) {
+	p.t.Helper()
+	p.b.MustEval(fmt.Sprintf(`(() => {
+		const e = document.querySelector(%q);
+		if (!e) throw new Error("no element " + %q);
+		e.scrollIntoView({ block: "center" });
+		e.click();
+	})()`, selector, selector), nil)
+}
+
+func (p playground) pick(user string) {
+	p.t.Helper()
+	p.click(fmt.Sprintf(`tr[data-user=%q] input[type=radio]`, user))
+	var who string
+	p.b.MustEval(`document.querySelector("#who").textContent`, &who)
+	if !strings.Contains(who, user[strings.Index(user, "/")+1:]) {
+		p.t.Fatalf("picked %s, the page shows %q", user, who)
+	}
+}
+
+// setStatus changes a user's status with the select in the contacts table.
+func (p playground) setStatus(user string, status int) stepResult {
+	p.t.Helper()
+	var seq int
+	p.b.MustEval("app.seq", &seq)
+	p.b.MustEval(fmt.Sprintf(`(() => {
+		const s = document.querySelector('tr[data-user=%q] select.status');
+		s.value = "%d";
+		s.dispatchEvent(new Event("change", { bubbles: true }));
+	})()`, user, status), nil)
+	return p.waitStep(seq+1, "status change of "+user)
+}
+
+func (p playground) text(selector string) string {
+	p.t.Helper()
+	var s string
+	p.b.MustEval(fmt.Sprintf(`(document.querySelector(%q) || {}).innerText || ""`, selector), &s)
+	return s
+}
+
+func (p playground) received(header string) string {
+	p.t.Helper()
+	return p.text(fmt.Sprintf(`#received [data-header=%q]`, header))
+}
+
+func wantStep(t *testing.T, what string, got stepResult, outcome string, statuses []int, texts ...string) {
+	t.Helper()
+	if got.Outcome != outcome || (statuses != nil && fmt.Sprint(got.Statuses) != fmt.Sprint(statuses)) {
+		t.Fatalf("%s: outcome %q with statuses %v, want %q with %v; the page shows:\n%s", what, got.Outcome, got.Statuses, outcome, statuses, got.Text)
+	}
+	for _, s := range texts {
+		if !strings.Contains(got.Text, s) {
+			t.Fatalf("%s: the page does not show %q; it shows:\n%s", what, s, got.Text)
+		}
+	}
+}
+
+// TestPlaygroundInBrowser runs the playground page in a real headless Chromium against a real
+// Caddy with the gateway, the simulator and the echo backend, and goes through the page's
+// steps as a person would.
+//
+// Set WECOM_PLAYGROUND_SCREENSHOT to a file name to also save a screenshot of the page after a
+// login and a backend call (docs/playground.png is made so).
+func TestPlaygroundInBrowser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping the browser test in -short mode")
+	}
+	chromium := findChromium()
+	if chromium == "" {
+		t.Skip("skipping the browser test: no Chromium found (set WECOM_CHROMIUM, or install it: apt-get install -y chromium)")
+	}
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	t.Setenv("XDG_DATA_HOME", t.TempDir())
+	ports := testcaddy.Ports(t, 3)
+	testcaddy.Start(t, fmt.Sprintf(playgroundCaddyfile, ports[0], ports[1], ports[2], t.TempDir()))
+
+	b := launchBrowser(t, chromium, 1280, 900)
+	p := playground{t: t, b: b}
+	t.Cleanup(func() {
+		if probs := b.Problems(); len(probs) > 0 {
+			t.Errorf("the page reported problems:\n%s", strings.Join(probs, "\n"))
+		}
+		if t.Failed() {
+			t.Logf("page console:\n%s", strings.Join(b.Console(), "\n"))
+		}
+	})
+	b.Navigate(fmt.Sprintf("http://127.0.0.1:%d/sim/playground", ports[1]))
+
+	// The page lists the simulator's corps and users.
+	b.WaitFor("the contacts", `document.querySelectorAll("tr[data-user]").length === 5`, 20*time.Second)
+	wantStep(t, "loading the state", p.waitStep(1, "loading the state"), "ok", []int{200}, "GET /sim/state", "2 corps, 5 users")
+	contacts := p.text("#contacts")
+	for _, s := range []string{"acme", "ww00000000000acme", "partner", "ww0000000partner", "zhangsan", "张三", "lisi", "李四", "zhaoliu", "赵六"} {
+		if !strings.Contains(contacts, s) {
+			t.Errorf("the contacts do not show %q:\n%s", s, contacts)
+		}
+	}
+
+	// Open the mini program as zhangsan: a code from the simulator, a login through the
+	// gateway, the session.
+	p.pick("acme/zhangsan")
+	r := p.step("#open")
+	wantStep(t, "zhangsan's login", r, "ok", []int{200, 200, 200}, "POST /sim/code", "POST /gateway/wecom/login", "GET /gateway/wecom/session", "signed in as zhangsan of acme")
+	if got := p.text(`#session-info [data-field=userid]`); got != "zhangsan" {
+		t.Errorf("session panel shows userid %q, want zhangsan", got)
+	}
+	var token string
+	b.MustEval("app.token", &token)
+	var html string
+	b.MustEval("document.documentElement.outerHTML", &html)
+	if len(token) < 20 || strings.Contains(html, token) || !strings.Contains(html, token[:8]+"…") {
+		t.Errorf("the page should show the token only shortened to %s…", token[:min(8, len(token))])
+	}
+
+	// The backend sees the identity headers, and not the token.
+	r = p.step("#backend")
+	wantStep(t, "zhangsan's backend call", r, "ok", []int{200}, "GET /gateway/api/orders", `"x-wecom-userid": "zhangsan"`)
+	for header, want := range map[string]string{
+		"X-WeCom-UserId": "zhangsan", "X-WeCom-Corp": "acme", "X-WeCom-CorpId": "ww00000000000acme",
+		"X-WeCom-Department": "1,2", "Authorization": "(absent)",
+	} {
+		if got := p.received(header); got != want {
+			t.Errorf("the backend received %s %q, want %q", header, got, want)
+		}
+	}
+	if got := p.received("X-WeCom-Name"); !strings.Contains(got, "张三") {
+		t.Errorf("X-WeCom-Name shows %q, want it decoded to 张三", got)
+	}
+	if shot := os.Getenv("WECOM_PLAYGROUND_SCREENSHOT"); shot != "" {
+		wantStep(t, "the session", p.step("#session"), "ok", []int{200}) // the log then shows the whole flow
+		b.MustEval(`window.scrollTo(0, 0)`, nil)
+		path, _ := filepath.Abs(shot)
+		b.Screenshot(path)
+		t.Logf("screenshot saved to %s", path)
+	}
+
+	// lisi is disabled: the login is refused, and the mini program keeps zhangsan's session.
+	p.pick("acme/lisi")
+	r = p.step("#open")
+	wantStep(t, "lisi's login", r, "error", []int{200, 403}, "user_inactive")
+	if got := p.text(`#session-info [data-field=userid]`); got != "zhangsan" {
+		t.Errorf("after lisi's refused login the session panel shows %q, want zhangsan", got)
+	}
+
+	// zhaoliu is in partner, not the default corp: wrong_corp, then a fresh code naming partner.
+	p.pick("partner/zhaoliu")
+	r = p.step("#open")
+	wantStep(t, "zhaoliu's login", r, "ok", []int{200, 409, 200, 200, 200}, "wrong_corp", "signed in as zhaoliu of partner")
+
+	// Disable zhangsan while signed in: the next recheck (1s here) denies the session.
+	p.pick("acme/zhangsan")
+	wantStep(t, "zhangsan's login", p.step("#open"), "ok", nil, "signed in as zhangsan")
+	wantStep(t, "disabling zhangsan", p.setStatus("acme/zhangsan", 2), "ok", []int{200}, "PUT /sim/users", "zhangsan is now status 2")
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		r = p.step("#backend")
+		if r.Outcome == "error" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("zhangsan's session still works 20s after disabling him:\n%s", r.Text)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	wantStep(t, "the denied backend call", r, "error", []int{403}, "user_inactive")
+	if got := p.text("#received"); !strings.Contains(got, "user_inactive") {
+		t.Errorf("the backend panel shows %q, want the user_inactive denial", got)
+	}
+
+	// WeCom fails: logins get 503, the session goes on.
+	wantStep(t, "re-enabling zhangsan", p.setStatus("acme/zhangsan", 1), "ok", []int{200})
+	wantStep(t, "zhangsan's new login", p.step("#open"), "ok", nil, "signed in as zhangsan")
+	wantStep(t, "the fault", p.step("#fault-busy"), "ok", []int{204}, "POST /sim/faults")
+	if got := p.text("#faults"); !strings.Contains(got, "errcode -1") {
+		t.Errorf("the faults show %q, want the errcode -1 fault", got)
+	}
+	wantStep(t, "the login while WeCom is busy", p.step("#open"), "error", []int{200, 503}, "wecom_unavailable", "keeps the session")
+	wantStep(t, "the backend call while WeCom is busy", p.step("#backend"), "ok", []int{200}, `"x-wecom-userid": "zhangsan"`)
+	wantStep(t, "clearing faults", p.step("#fault-clear"), "ok", []int{204})
+
+	// Log out: the token stops working.
+	wantStep(t, "logout", p.step("#logout"), "ok", []int{204, 401}, "unauthenticated")
+	if got := p.text("#session-info"); got != "none" {
+		t.Errorf("after logout the session panel shows %q", got)
+	}
+
+	// The review login reaches only the public part.
+	wantStep(t, "review login", p.step("#review-login"), "ok", []int{200, 200}, "signed in as review:reviewer")
+	wantStep(t, "review public call", p.step("#public"), "ok", []int{200}, "GET /gateway/api/public/hello")
+	if got, rv := p.received("X-WeCom-UserId"), p.received("X-WeCom-Review"); got != "review:reviewer" || rv != "1" {
+		t.Errorf("review call: the backend received X-WeCom-UserId %q X-WeCom-Review %q", got, rv)
+	}
+	wantStep(t, "review call outside the allowed paths", p.step("#backend"), "error", []int{403}, "review_forbidden")
+}

@@ -1,0 +1,137 @@
+package wecomsim
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+func TestPlaygroundCaddyfile(t *testing.T) {
+	var h Handler
+	in := "wecom_simulator {\n playground /gateway\n corp a {\n corp_id wwa\n secret s\n }\n}"
+	if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(in)); err != nil {
+		t.Fatal(err)
+	}
+	if h.Playground != "/gateway" {
+		t.Fatalf("playground %q, want /gateway", h.Playground)
+	}
+	if err := h.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(&h)
+	if !strings.Contains(string(b), `"playground":"/gateway"`) {
+		t.Errorf("JSON %s lacks the playground field", b)
+	}
+
+	for _, bad := range []string{"wecom_simulator {\n playground\n}", "wecom_simulator {\n playground /a /b\n}"} {
+		var h Handler
+		if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(bad)); err == nil || !strings.Contains(err.Error(), "playground") {
+			t.Errorf("%q: error %v, want one naming playground", bad, err)
+		}
+	}
+}
+
+func TestPlaygroundValidate(t *testing.T) {
+	for gateway, ok := range map[string]bool{
+		"/gateway":                      true,
+		"/":                             true,
+		"http://127.0.0.1:8080":         true,
+		"https://gw.example.com/prefix": true,
+		"gateway":                       false,
+		"//evil.example":                false,
+		"ftp://127.0.0.1":               false,
+		"http://":                       false,
+		"http://u:p@127.0.0.1:8080":     false,
+		"javascript:alert(1)":           false,
+	} {
+		h := exampleHandler()
+		h.Playground = gateway
+		err := h.Validate()
+		if ok != (err == nil) {
+			t.Errorf("playground %q: error %v, want ok=%v", gateway, err, ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "playground") {
+			t.Errorf("playground %q: error %v does not name the subdirective", gateway, err)
+		}
+	}
+}
+
+func TestPlaygroundServed(t *testing.T) {
+	h := exampleHandler()
+	h.Playground = `/gw"><script>alert(1)</script>/`
+	provision(t, &h)
+	defer h.Cleanup()
+	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		w.WriteHeader(http.StatusTeapot)
+		return nil
+	})
+	serve := func(method, path string) *httptest.ResponseRecorder {
+		w := httptest.NewRecorder()
+		if err := h.ServeHTTP(w, httptest.NewRequest(method, path, nil), next); err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+
+	w := serve("GET", "/sim/playground")
+	if w.Code != http.StatusOK || !strings.HasPrefix(w.Header().Get("Content-Type"), "text/html") {
+		t.Fatalf("GET /sim/playground: %d %s", w.Code, w.Header().Get("Content-Type"))
+	}
+	body := w.Body.String()
+	if strings.Contains(body, "<script>alert(1)") {
+		t.Error("the gateway option reaches the page unescaped")
+	}
+	if !strings.Contains(body, `data-dev="/sim"`) || !strings.Contains(body, `data-gateway="/gw&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;"`) {
+		t.Errorf("the page does not carry the configuration:\n%s", body[:min(len(body), 4000)])
+	}
+	for _, hdr := range []string{"Content-Security-Policy", "X-Content-Type-Options", "Cache-Control"} {
+		if w.Header().Get(hdr) == "" {
+			t.Errorf("the page is served without %s", hdr)
+		}
+	}
+	if w := serve("HEAD", "/sim/playground/"); w.Code != http.StatusOK {
+		t.Errorf("HEAD /sim/playground/: %d", w.Code)
+	}
+	if w := serve("POST", "/sim/playground"); w.Code != http.StatusMethodNotAllowed || w.Header().Get("Allow") != "GET, HEAD" {
+		t.Errorf("POST /sim/playground: %d Allow %q", w.Code, w.Header().Get("Allow"))
+	}
+	if w := serve("GET", "/sim/state"); w.Code != http.StatusOK {
+		t.Errorf("GET /sim/state beside the playground: %d", w.Code)
+	}
+	if w := serve("GET", "/playground"); w.Code != http.StatusTeapot {
+		t.Errorf("GET /playground (outside dev_path): %d, want it passed on", w.Code)
+	}
+}
+
+func TestPlaygroundOffByDefault(t *testing.T) {
+	h := exampleHandler()
+	provision(t, &h)
+	defer h.Cleanup()
+	w := httptest.NewRecorder()
+	next := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
+	if err := h.ServeHTTP(w, httptest.NewRequest("GET", "/sim/playground", nil), next); err != nil {
+		t.Fatal(err)
+	}
+	if w.Code != http.StatusNotFound || strings.Contains(w.Body.String(), "<html") {
+		t.Errorf("without the option GET /sim/playground answers %d %q, want the dev interface's 404", w.Code, w.Body.String())
+	}
+}
+
+// TestPlaygroundKeepsSimulator checks that switching the page on (a config reload) keeps the
+// simulator's state: the page has none.
+func TestPlaygroundKeepsSimulator(t *testing.T) {
+	without, with := exampleHandler(), exampleHandler()
+	with.Playground = "/gateway"
+	provision(t, &without)
+	defer without.Cleanup()
+	provision(t, &with)
+	defer with.Cleanup()
+	if with.sim != without.sim {
+		t.Error("enabling the playground built a new Simulator")
+	}
+}
