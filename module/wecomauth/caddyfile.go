@@ -43,6 +43,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			allow <path pattern...>
 //		}
 //		login_rate  <failures> <duration>
+//		assertion   [<audience>] [{ ttl <duration> }]
 //	}
 func (w *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -109,6 +110,12 @@ func (w *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("login_rate: %q is not a positive duration", window)
 			}
 			w.LoginRate = &LoginRate{Failures: failures, Window: caddy.Duration(dur)}
+		case "assertion":
+			a, err := unmarshalAssertion(d)
+			if err != nil {
+				return err
+			}
+			w.Assertion = a
 		case "review":
 			if w.Review != nil {
 				return d.Err("review: only one review block is allowed")
@@ -198,6 +205,30 @@ func unmarshalReview(d *caddyfile.Dispenser) (*ReviewConfig, error) {
 		return nil, d.Errf("review: %v", err)
 	}
 	return &r, nil
+}
+
+// assertion [<audience>] [{ ttl <duration> }]
+func unmarshalAssertion(d *caddyfile.Dispenser) (*AssertionConfig, error) {
+	a := &AssertionConfig{}
+	args := d.RemainingArgs()
+	switch len(args) {
+	case 0:
+	case 1:
+		a.Audience = args[0]
+	default:
+		return nil, d.Err("assertion: expected at most one audience")
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch sub := d.Val(); sub {
+		case "ttl":
+			if err := durationArg(d, &a.TTL); err != nil {
+				return nil, err
+			}
+		default:
+			return nil, d.Errf("assertion: unknown subdirective %q", sub)
+		}
+	}
+	return a, nil
 }
 
 func oneArg(d *caddyfile.Dispenser, dst *string) error {

@@ -52,10 +52,11 @@ func (h *Handler) authenticate(r *http.Request, inline inlineLogin) (*identity, 
 	if d != nil {
 		return nil, "", d
 	}
-	tok, _, err := h.issue(id)
+	tok, c, err := h.issue(id)
 	if err != nil {
 		return nil, "", &denial{status: http.StatusInternalServerError, code: "internal", message: "could not issue a session", cause: err}
 	}
+	id.sid = c.ID
 	return id, tok, nil
 }
 
@@ -100,13 +101,17 @@ func (h *Handler) check(ctx context.Context, token string) (*identity, *denial) 
 		if h.review == nil || !h.review.hasUser(name) {
 			return nil, unauthenticated("review sign-in is no longer enabled for this account")
 		}
-		return &identity{UserID: c.UserID, Name: name, Review: true}, nil
+		return &identity{sid: c.ID, UserID: c.UserID, Name: name, Review: true}, nil
 	}
 	corp := h.corpByID[c.CorpID]
 	if corp == nil || corp.name != c.Corp {
 		return nil, unauthenticated("the session's corp is no longer allowed; sign in again")
 	}
-	return h.checkUser(ctx, corp, &c)
+	id, d := h.checkUser(ctx, corp, &c)
+	if id != nil {
+		id.sid = c.ID
+	}
+	return id, d
 }
 
 // checkUser admits a session's user on what WeCom said within `recheck`,

@@ -30,6 +30,8 @@ func (h *Handler) serveEndpoint(w http.ResponseWriter, r *http.Request, ep strin
 		return h.onlyMethod(w, r, http.MethodGet, h.serveSession)
 	case "auth":
 		return h.serveAuth(w, r)
+	case "jwks.json":
+		return h.onlyMethod(w, r, http.MethodGet, h.serveJWKS)
 	default:
 		return h.notFound(w, r)
 	}
@@ -185,11 +187,27 @@ func (h *Handler) serveAuth(w http.ResponseWriter, r *http.Request) error {
 			return h.deny(w, r, d)
 		}
 	}
-	if token != "" {
-		w.Header().Set(headerSession, token)
+	hdr := w.Header()
+	identityHeaders(hdr, id)
+	if h.asserter != nil {
+		aud := r
+		if host := r.Header.Get("X-Forwarded-Host"); host != "" {
+			aud = &http.Request{Host: host}
+		}
+		jwt, err := h.asserter.sign(aud, id, h.now())
+		if err != nil {
+			return err
+		}
+		hdr.Set(headerAssertion, jwt)
 	}
-	identityHeaders(w.Header(), id)
+	if token != "" {
+		hdr.Set(headerSession, token)
+	}
 	w.WriteHeader(http.StatusOK)
+	// Credentials leave the header map once written: Caddy's access log
+	// records response headers.
+	hdr.Del(headerSession)
+	hdr.Del(headerAssertion)
 	return nil
 }
 

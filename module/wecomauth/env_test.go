@@ -42,6 +42,7 @@ type env struct {
 	client  *http.Client
 	config  func(extra string) string // the whole Caddyfile
 	global  string                    // global options besides admin off
+	sites   string                    // more site blocks
 }
 
 // Secrets and users of the test world. "other" is a corp the simulator
@@ -121,6 +122,13 @@ func startEnvWith(t *testing.T, extra, siteTemplate string) *env {
 // admin address).
 func startEnvGlobal(t *testing.T, extra, siteTemplate, global string) *env {
 	t.Helper()
+	return startEnvSites(t, extra, siteTemplate, global, nil)
+}
+
+// startEnvSites also adds site blocks, made by sites from the env (for its
+// addresses) before Caddy starts.
+func startEnvSites(t *testing.T, extra, siteTemplate, global string, sites func(*env) string) *env {
+	t.Helper()
 	ports := testcaddy.Ports(t, 2)
 	rec := newRecorder(t)
 	if siteTemplate == "" {
@@ -135,14 +143,17 @@ func startEnvGlobal(t *testing.T, extra, siteTemplate, global string) *env {
 		client:  &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 		global:  global,
 	}
+	if sites != nil {
+		e.sites = sites(e)
+	}
 	e.config = func(extra string) string {
 		auth := fmt.Sprintf("wecom_auth {\n\t\tapi_base %s\n%s\n\t\t%s\n\t}", e.sim, gatewayCorps, extra)
 		global := e.global
 		if !strings.Contains(global, "admin ") {
 			global += "\n\tadmin off"
 		}
-		return fmt.Sprintf("{\n%s\n}\n%s {\n\t%s\n}\n%s {\n%s\n}\n",
-			global, e.gw, strings.Replace(site, "%s", auth, 1), e.sim, simulatorBlock)
+		return fmt.Sprintf("{\n%s\n}\n%s {\n\t%s\n}\n%s {\n%s\n}\n%s\n",
+			global, e.gw, strings.Replace(site, "%s", auth, 1), e.sim, simulatorBlock, e.sites)
 	}
 	testcaddy.Start(t, e.config(extra))
 	return e

@@ -62,6 +62,8 @@ type Handler struct {
 	Review *ReviewConfig `json:"review,omitempty"`
 	// Failed sign-ins per client IP before 429. Default: 30 per minute.
 	LoginRate *LoginRate `json:"login_rate,omitempty"`
+	// Adds a signed X-WeCom-Assertion JWT to every request passed on.
+	Assertion *AssertionConfig `json:"assertion,omitempty"`
 
 	corps      []*corp
 	corpByID   map[string]*corp
@@ -72,6 +74,7 @@ type Handler struct {
 	revokedKey string
 	review     *review
 	limiter    *failureLimiter
+	asserter   *asserter
 	logger     *zap.Logger
 	now        func() time.Time
 }
@@ -154,6 +157,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.ring = ring
 
 	h.limiter = newFailureLimiter(h.LoginRate)
+	if h.Assertion != nil {
+		if h.asserter, err = newAsserter(ctx, h.Assertion); err != nil {
+			return fmt.Errorf("assertion: %w", err)
+		}
+	}
 	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
@@ -252,7 +260,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		w.Header().Set(headerSession, token)
 		defer w.Header().Del(headerSession)
 	}
-	h.forward(r, id)
+	if err := h.forward(r, id); err != nil {
+		return err
+	}
 	return next.ServeHTTP(w, r)
 }
 

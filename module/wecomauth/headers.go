@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/wecomgate/wecomgate/module/session"
 )
 
 // Headers of SPEC §5. Everything starting with headerPrefix is the
@@ -24,6 +26,8 @@ const (
 
 // identity is who a request is from, as the backend is told.
 type identity struct {
+	sid session.ID // the session it came with
+
 	UserID      string
 	CorpID      string
 	Corp        string
@@ -61,8 +65,15 @@ func stripClientHeaders(h http.Header) inlineLogin {
 
 // forward prepares an admitted request for the next handler: identity
 // headers and placeholders set, the gateway's own token taken out.
-func (h *Handler) forward(r *http.Request, id *identity) {
+func (h *Handler) forward(r *http.Request, id *identity) error {
 	identityHeaders(r.Header, id)
+	if h.asserter != nil {
+		jwt, err := h.asserter.sign(r, id, h.now())
+		if err != nil {
+			return err
+		}
+		r.Header.Set(headerAssertion, jwt)
+	}
 	h.removeToken(r)
 
 	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
@@ -74,6 +85,7 @@ func (h *Handler) forward(r *http.Request, id *identity) {
 		repl.Set("http.auth.user.name", id.Name)
 		repl.Set("http.auth.user.department", id.Departments)
 	}
+	return nil
 }
 
 // identityHeaders writes the identity headers of SPEC §5 into h: a request

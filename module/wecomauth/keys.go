@@ -1,7 +1,6 @@
 package wecomauth
 
 import (
-	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 
 	"github.com/wecomgate/wecomgate/module/session"
@@ -18,10 +16,7 @@ import (
 // generatedKeyName is where an instance keeps the session key it generated
 // when none is configured. Every instance that shares the storage reads the
 // same one, so a cluster accepts each other's sessions with no setup.
-const (
-	generatedKeyName = "wecomgate/session_key"
-	generatedKeyLock = "wecomgate_session_key"
-)
+const generatedKeyName = "wecomgate/session_key"
 
 // loadRing builds the key ring from configured keys or, without any, from
 // the key kept in Caddy's storage.
@@ -57,31 +52,11 @@ func decodeKey(s string) ([]byte, error) {
 	return nil, errors.New("not base64 (generate one with: openssl rand -base64 32)")
 }
 
-// storedKey loads the generated key, creating it under a storage lock so
-// that two instances starting at once agree on one key.
+// storedKey loads the generated session key, creating it if need be.
 func storedKey(ctx caddy.Context) ([]byte, error) {
-	st := ctx.Storage()
-	if k, err := loadStoredKey(ctx, st); err == nil || !errors.Is(err, fs.ErrNotExist) {
-		return k, err
-	}
-	if err := st.Lock(ctx, generatedKeyLock); err != nil {
-		return nil, fmt.Errorf("locking storage: %w", err)
-	}
-	defer func() { _ = st.Unlock(ctx, generatedKeyLock) }()
-
-	if k, err := loadStoredKey(ctx, st); err == nil || !errors.Is(err, fs.ErrNotExist) {
-		return k, err // another instance won the race
-	}
-	k := session.NewKey()
-	if err := st.Store(ctx, generatedKeyName, []byte(base64.StdEncoding.EncodeToString(k))); err != nil {
-		return nil, fmt.Errorf("storing generated key: %w", err)
-	}
-	ctx.Logger().Info("generated a session key and stored it", zap.String("name", generatedKeyName))
-	return k, nil
-}
-
-func loadStoredKey(ctx context.Context, st certmagic.Storage) ([]byte, error) {
-	b, err := st.Load(ctx, generatedKeyName)
+	b, err := storedSecret(ctx, generatedKeyName, func() []byte {
+		return []byte(base64.StdEncoding.EncodeToString(session.NewKey()))
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -90,4 +65,29 @@ func loadStoredKey(ctx context.Context, st certmagic.Storage) ([]byte, error) {
 		return nil, fmt.Errorf("stored key %s: %w", generatedKeyName, err)
 	}
 	return k, nil
+}
+
+// storedSecret loads a secret the gateway generates for itself, creating
+// it under a storage lock so that two instances starting at once agree on
+// one value. Every instance sharing the storage then uses the same.
+func storedSecret(ctx caddy.Context, name string, generate func() []byte) ([]byte, error) {
+	st := ctx.Storage()
+	if b, err := st.Load(ctx, name); err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return b, err
+	}
+	lock := strings.ReplaceAll(name, "/", "_")
+	if err := st.Lock(ctx, lock); err != nil {
+		return nil, fmt.Errorf("locking storage: %w", err)
+	}
+	defer func() { _ = st.Unlock(ctx, lock) }()
+
+	if b, err := st.Load(ctx, name); err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return b, err // another instance won the race
+	}
+	b := generate()
+	if err := st.Store(ctx, name, b); err != nil {
+		return nil, fmt.Errorf("storing generated %s: %w", name, err)
+	}
+	ctx.Logger().Info("generated a secret and stored it", zap.String("name", name))
+	return b, nil
 }

@@ -265,7 +265,6 @@ func TestPlaygroundInBrowser(t *testing.T) {
 		t.Errorf("X-WeCom-Name shows %q, want it decoded to 张三", got)
 	}
 	if shot := os.Getenv("WECOM_PLAYGROUND_SCREENSHOT"); shot != "" {
-		wantStep(t, "the session", p.step("#session"), "ok", []int{200}) // the log then shows the whole flow
 		b.MustEval(`window.scrollTo(0, 0)`, nil)
 		path, _ := filepath.Abs(shot)
 		b.Screenshot(path)
@@ -279,6 +278,10 @@ func TestPlaygroundInBrowser(t *testing.T) {
 	if got := p.text(`#session-info [data-field=userid]`); got != "zhangsan" {
 		t.Errorf("after lisi's refused login the session panel shows %q, want zhangsan", got)
 	}
+
+	// wangwu is outside the app's visible range (60011).
+	p.pick("acme/wangwu")
+	wantStep(t, "wangwu's login", p.step("#open"), "error", []int{200, 403}, "user_not_allowed")
 
 	// zhaoliu is in partner, not the default corp: wrong_corp, then a fresh code naming partner.
 	p.pick("partner/zhaoliu")
@@ -315,6 +318,10 @@ func TestPlaygroundInBrowser(t *testing.T) {
 	wantStep(t, "the login while WeCom is busy", p.step("#open"), "error", []int{200, 503}, "wecom_unavailable", "keeps the session")
 	wantStep(t, "the backend call while WeCom is busy", p.step("#backend"), "ok", []int{200}, `"x-wecom-userid": "zhangsan"`)
 	wantStep(t, "clearing faults", p.step("#fault-clear"), "ok", []int{204})
+
+	// Expired access tokens: the gateway fetches a new one and the login goes through.
+	wantStep(t, "expiring tokens", p.step("#expire"), "ok", []int{204}, "POST /sim/tokens/expire")
+	wantStep(t, "the login after the tokens expired", p.step("#open"), "ok", []int{200, 200, 200}, "signed in as zhangsan")
 
 	// Log out: the token stops working.
 	wantStep(t, "logout", p.step("#logout"), "ok", []int{204, 401}, "unauthenticated")

@@ -1,0 +1,146 @@
+package wecomauth
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/patrickmn/go-cache"
+)
+
+// The upstream assertion lets a backend verify who is calling even if
+// someone reaches it around the gateway: a short-lived ES256 JWT in
+// X-WeCom-Assertion, verifiable with the keys at {endpoints}/jwks.json.
+const (
+	headerAssertion     = "X-WeCom-Assertion"
+	assertionKeyName    = "wecomgate/assertion_key.pem"
+	assertionIssuer     = "wecomgate"
+	defaultAssertionTTL = time.Minute
+)
+
+// AssertionConfig turns on the signed upstream assertion.
+type AssertionConfig struct {
+	// The JWT's aud. Default: the request's host (the site).
+	Audience string `json:"audience,omitempty"`
+	// Lifetime of an assertion. Default: 1m.
+	TTL caddy.Duration `json:"ttl,omitempty"`
+}
+
+type asserter struct {
+	audience string
+	ttl      time.Duration
+	signer   jose.Signer
+	jwks     []byte
+	// Signing costs tens of microseconds, so an assertion is reused for
+	// half its lifetime for the same session, identity and audience.
+	issued *cache.Cache
+}
+
+// assertionClaims are the JWT's claims besides the registered ones.
+type assertionClaims struct {
+	CorpID     string `json:"corpid,omitempty"`
+	Corp       string `json:"corp,omitempty"`
+	Name       string `json:"name,omitempty"`
+	Department string `json:"department,omitempty"`
+	Review     bool   `json:"review,omitempty"`
+}
+
+func newAsserter(ctx caddy.Context, cfg *AssertionConfig) (*asserter, error) {
+	pemBytes, err := storedSecret(ctx, assertionKeyName, newAssertionKey)
+	if err != nil {
+		return nil, err
+	}
+	block, _ := pem.Decode(pemBytes)
+	if block == nil {
+		return nil, fmt.Errorf("stored %s is not PEM", assertionKeyName)
+	}
+	key, err := x509.ParseECPrivateKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("stored %s: %w", assertionKeyName, err)
+	}
+	pub, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(pub)
+	kid := base64.RawURLEncoding.EncodeToString(sum[:12])
+
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: key, KeyID: kid}},
+		(&jose.SignerOptions{}).WithType("JWT"))
+	if err != nil {
+		return nil, err
+	}
+	jwks, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{
+		{Key: &key.PublicKey, KeyID: kid, Algorithm: string(jose.ES256), Use: "sig"},
+	}})
+	if err != nil {
+		return nil, err
+	}
+	a := &asserter{audience: cfg.Audience, ttl: time.Duration(cfg.TTL), signer: signer, jwks: jwks}
+	if a.ttl <= 0 {
+		a.ttl = defaultAssertionTTL
+	}
+	a.issued = cache.New(a.ttl/2, a.ttl)
+	return a, nil
+}
+
+func newAssertionKey() []byte {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic("wecomauth: no randomness: " + err.Error())
+	}
+	der, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		panic(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der})
+}
+
+// sign returns the assertion for an admitted request.
+func (a *asserter) sign(r *http.Request, id *identity, now time.Time) (string, error) {
+	aud := a.audience
+	if aud == "" {
+		aud = r.Host
+	}
+	key := string(id.sid[:]) + "\x00" + aud + "\x00" + id.Name + "\x00" + id.Departments
+	if v, ok := a.issued.Get(key); ok {
+		return v.(string), nil
+	}
+	std := jwt.Claims{
+		Issuer:   assertionIssuer,
+		Subject:  id.UserID,
+		Audience: jwt.Audience{aud},
+		IssuedAt: jwt.NewNumericDate(now),
+		// A little leeway before now for clocks that run behind.
+		NotBefore: jwt.NewNumericDate(now.Add(-5 * time.Second)),
+		Expiry:    jwt.NewNumericDate(now.Add(a.ttl)),
+	}
+	extra := assertionClaims{CorpID: id.CorpID, Corp: id.Corp, Name: id.Name, Department: id.Departments, Review: id.Review}
+	tok, err := jwt.Signed(a.signer).Claims(std).Claims(extra).Serialize()
+	if err != nil {
+		return "", fmt.Errorf("signing assertion: %w", err)
+	}
+	a.issued.SetDefault(key, tok)
+	return tok, nil
+}
+
+func (h *Handler) serveJWKS(w http.ResponseWriter, r *http.Request) error {
+	if h.asserter == nil {
+		return h.notFound(w, r)
+	}
+	w.Header().Set("Content-Type", "application/jwk-set+json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	_, err := w.Write(h.asserter.jwks)
+	return err
+}
