@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 if ! command -v go >/dev/null 2>&1; then
-	echo "xcaddy.sh: Go is not installed or not on PATH; get Go 1.25 or newer from https://go.dev/dl/" >&2
+	echo "xcaddy.sh: Go is not installed or not on PATH; get Go 1.26 or newer from https://go.dev/dl/" >&2
 	exit 1
 fi
 
