@@ -180,6 +180,10 @@ func (s *sink) WriteHeader(code int)        { s.code = code }
 
 // protectedReq is one reusable protected request: reset restores the
 // client's headers (the handler strips and adds some) without allocating.
+// Its Replacer is reused too, which is harmless while the handler sets
+// placeholders with Replacer.Set (same keys each time); were it to add a
+// provider with Replacer.Map, use the fresh-* benchmarks instead, as every
+// iteration would append one more provider here.
 type protectedReq struct {
 	r      *http.Request
 	name   string   // credential header

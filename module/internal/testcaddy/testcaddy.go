@@ -11,12 +11,14 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/certmagic"
 
 	// The Caddyfile adapter and the standard modules tests combine with.
 	_ "github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
@@ -32,6 +34,10 @@ func IsolateHome() (cleanup func()) {
 	}
 	os.Setenv("XDG_CONFIG_HOME", dir+"/config")
 	os.Setenv("XDG_DATA_HOME", dir+"/data")
+	// Caddy fixed its default storage path when it was loaded, before
+	// these variables changed.
+	caddy.DefaultStorage = &certmagic.FileStorage{Path: caddy.AppDataDir()}
+	caddy.ConfigAutosavePath = filepath.Join(caddy.AppConfigDir(), "autosave.json")
 	return func() { os.RemoveAll(dir) }
 }
 
