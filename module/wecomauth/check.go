@@ -3,11 +3,11 @@ package wecomauth
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/wecomgate/wecomgate/module/session"
 	"github.com/wecomgate/wecomgate/module/wecom"
 )
 
@@ -28,6 +28,7 @@ type userFacts struct {
 	notAllowed bool      // 60011 / 60111: outside the app's visible range, or gone
 	status     int
 	name       string
+	nameEsc    string // name as X-WeCom-Name carries it
 	depts      string // comma-separated ids
 }
 
@@ -73,26 +74,36 @@ func (h *Handler) credential(r *http.Request) (token string, present bool, d *de
 		}
 		// Another scheme (e.g. Basic for the backend) is not ours to judge.
 	}
-	if _, ok := r.Header["Cookie"]; !ok {
-		return "", false, nil
+	return sessionCookie(r.Header["Cookie"], h.CookieName)
+}
+
+// sessionCookie finds the session cookie in Cookie header lines without
+// parsing every cookie into an http.Cookie.
+func sessionCookie(lines []string, name string) (token string, present bool, d *denial) {
+	for _, line := range lines {
+		for line != "" {
+			var part string
+			part, line, _ = strings.Cut(line, ";")
+			k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+			if !ok || k != name {
+				continue
+			}
+			if present {
+				return "", false, unauthenticated("more than one session cookie")
+			}
+			token, present = strings.Trim(v, `"`), true
+		}
 	}
-	cookies := r.CookiesNamed(h.CookieName)
-	switch len(cookies) {
-	case 0:
-		return "", false, nil
-	case 1:
-		return cookies[0].Value, true, nil
-	default:
-		return "", false, unauthenticated("more than one session cookie")
-	}
+	return token, present, nil
 }
 
 // check opens a session token and decides whether its holder may pass now.
 func (h *Handler) check(ctx context.Context, token string) (*identity, *denial) {
-	c, err := h.ring.Open(token, h.now())
+	p, err := h.principals.open(h.ring, token, h.now())
 	if err != nil {
 		return nil, unauthenticated("the session is invalid or has expired; sign in again")
 	}
+	c := &p.claims
 	if h.revoked.has(c.ID) {
 		return nil, unauthenticated("the session has ended; sign in again")
 	}
@@ -107,7 +118,7 @@ func (h *Handler) check(ctx context.Context, token string) (*identity, *denial) 
 	if corp == nil || corp.name != c.Corp {
 		return nil, unauthenticated("the session's corp is no longer allowed; sign in again")
 	}
-	id, d := h.checkUser(ctx, corp, &c)
+	id, d := h.checkUser(ctx, corp, p)
 	if id != nil {
 		id.sid = c.ID
 	}
@@ -117,34 +128,35 @@ func (h *Handler) check(ctx context.Context, token string) (*identity, *denial) 
 // checkUser admits a session's user on what WeCom said within `recheck`,
 // asks WeCom again when that is older, and while WeCom cannot answer keeps
 // admitting users checked within `stale_grace`.
-func (h *Handler) checkUser(ctx context.Context, corp *corp, c *session.Claims) (*identity, *denial) {
+func (h *Handler) checkUser(ctx context.Context, corp *corp, p *principal) (*identity, *denial) {
 	now := h.now()
 	recheck, grace := time.Duration(h.Recheck), time.Duration(h.StaleGrace)
+	userID := p.claims.UserID
 
-	f := h.cachedFacts(c.CorpID, c.UserID)
-	if f == nil || f.checkedAt.Before(c.IssuedAt) {
+	f := h.cachedFacts(p.userKey)
+	if f == nil || f.checkedAt.Before(p.claims.IssuedAt) {
 		// The login that issued the token checked the user, later than
 		// anything this instance knows.
-		f = &userFacts{checkedAt: c.IssuedAt, status: 1, name: c.Name, depts: c.Departments}
+		f = p.asIssued
 	}
 	if now.Sub(f.checkedAt) < recheck {
-		return h.admit(corp, c.UserID, f)
+		return h.admit(corp, userID, f)
 	}
 
 	if now.Before(f.retryAt) {
-		return h.graceOrFail(corp, c.UserID, f, now, unavailable(nil))
+		return h.graceOrFail(corp, userID, f, now, unavailable(nil))
 	}
-	fresh, err := h.fetchUser(ctx, corp, c.UserID)
+	fresh, err := h.fetchUser(ctx, corp, userID)
 	if err == nil {
-		id, d := h.admit(corp, c.UserID, fresh)
+		id, d := h.admit(corp, userID, fresh)
 		metrics.rechecks.WithLabelValues(map[bool]string{true: "ok", false: "denied"}[d == nil]).Inc()
 		return id, d
 	}
 	metrics.rechecks.WithLabelValues("unavailable").Inc()
 	failed := *f
 	failed.retryAt = now.Add(failedRecheckPause)
-	h.shared.users.Set(userKey(c.CorpID, c.UserID), &failed, recheck+grace)
-	return h.graceOrFail(corp, c.UserID, f, now, fromWeCom(err))
+	h.shared.users.Set(p.userKey, &failed, recheck+grace)
+	return h.graceOrFail(corp, userID, f, now, fromWeCom(err))
 }
 
 func (h *Handler) graceOrFail(corp *corp, userID string, f *userFacts, now time.Time, fail *denial) (*identity, *denial) {
@@ -154,8 +166,8 @@ func (h *Handler) graceOrFail(corp *corp, userID string, f *userFacts, now time.
 	return nil, fail
 }
 
-func (h *Handler) cachedFacts(corpID, userID string) *userFacts {
-	if v, ok := h.shared.users.Get(userKey(corpID, userID)); ok {
+func (h *Handler) cachedFacts(key string) *userFacts {
+	if v, ok := h.shared.users.Get(key); ok {
 		return v.(*userFacts)
 	}
 	return nil
@@ -173,7 +185,7 @@ func (h *Handler) fetchUser(ctx context.Context, corp *corp, userID string) (*us
 		var f *userFacts
 		switch {
 		case err == nil:
-			f = &userFacts{checkedAt: now, status: u.Status, name: u.Name, depts: joinInts(u.Department)}
+			f = &userFacts{checkedAt: now, status: u.Status, name: u.Name, nameEsc: url.PathEscape(u.Name), depts: joinInts(u.Department)}
 		case wecom.KindOf(err) == wecom.KindUserNotAllowed:
 			f = &userFacts{checkedAt: now, notAllowed: true}
 		default:
@@ -197,7 +209,7 @@ func (h *Handler) admit(corp *corp, userID string, f *userFacts) (*identity, *de
 	case f.status != 1:
 		return nil, userInactive()
 	}
-	return &identity{UserID: userID, CorpID: corp.id, Corp: corp.name, Name: f.name, Departments: f.depts}, nil
+	return &identity{UserID: userID, CorpID: corp.id, Corp: corp.name, Name: f.name, nameEsc: f.nameEsc, Departments: f.depts}, nil
 }
 
 // authorizePath confines review sessions to their allowed paths.

@@ -68,6 +68,7 @@ type Handler struct {
 	corps      []*corp
 	corpByID   map[string]*corp
 	ring       *session.Ring
+	principals *principals
 	shared     *shared
 	sharedKey  string
 	revoked    *revocations
@@ -155,6 +156,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("session_key: %w", err)
 	}
 	h.ring = ring
+	h.principals = newPrincipals()
 
 	h.limiter = newFailureLimiter(h.LoginRate)
 	if h.Assertion != nil {

@@ -24,6 +24,16 @@ const (
 	headerSession    = "X-WeCom-Session" // inline login: the new token, in the response
 )
 
+// The header map's keys for them, computed once.
+var (
+	keyUserID     = http.CanonicalHeaderKey(headerUserID)
+	keyCorpID     = http.CanonicalHeaderKey(headerCorpID)
+	keyCorp       = http.CanonicalHeaderKey(headerCorp)
+	keyName       = http.CanonicalHeaderKey(headerName)
+	keyDepartment = http.CanonicalHeaderKey(headerDepartment)
+	keyReview     = http.CanonicalHeaderKey(headerReview)
+)
+
 // identity is who a request is from, as the backend is told.
 type identity struct {
 	sid session.ID // the session it came with
@@ -34,6 +44,9 @@ type identity struct {
 	Name        string
 	Departments string // comma-separated ids
 	Review      bool
+
+	nameEsc string    // Name percent-encoded, as X-WeCom-Name carries it
+	values  [5]string // backing store of the header values (one allocation)
 }
 
 // inlineLogin is what a client asked for with X-WeCom-Code / X-WeCom-Corp.
@@ -76,30 +89,57 @@ func (h *Handler) forward(r *http.Request, id *identity) error {
 	}
 	h.removeToken(r)
 
-	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	if repl != nil {
-		// http.auth.user.id is what Caddy's access log reports as user_id.
-		repl.Set("http.auth.user.id", id.UserID)
-		repl.Set("http.auth.user.corpid", id.CorpID)
-		repl.Set("http.auth.user.corp", id.Corp)
-		repl.Set("http.auth.user.name", id.Name)
-		repl.Set("http.auth.user.department", id.Departments)
+	if repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); repl != nil {
+		// One provider rather than five Set calls: values are only turned
+		// into placeholders' `any` when a later handler asks.
+		repl.Map(id.placeholder)
 	}
 	return nil
 }
 
+// placeholder answers the http.auth.user.* placeholders; http.auth.user.id
+// is what Caddy's access log reports as user_id.
+func (id *identity) placeholder(key string) (any, bool) {
+	rest, ok := strings.CutPrefix(key, "http.auth.user.")
+	if !ok {
+		return nil, false
+	}
+	switch rest {
+	case "id":
+		return id.UserID, true
+	case "corpid":
+		return id.CorpID, true
+	case "corp":
+		return id.Corp, true
+	case "name":
+		return id.Name, true
+	case "department":
+		return id.Departments, true
+	}
+	return nil, false
+}
+
 // identityHeaders writes the identity headers of SPEC §5 into h: a request
-// going on, or the answer of the forward-auth endpoint.
+// going on, or the answer of the forward-auth endpoint. The values share
+// one backing array; each slice is capped so that appending to one header
+// cannot overwrite the next.
 func identityHeaders(h http.Header, id *identity) {
-	h.Set(headerUserID, id.UserID)
+	v := &id.values
+	v[0] = id.UserID
+	h[keyUserID] = v[0:1:1]
 	if id.Review {
-		h.Set(headerReview, "1")
+		v[1] = "1"
+		h[keyReview] = v[1:2:2]
 		return
 	}
-	h.Set(headerCorpID, id.CorpID)
-	h.Set(headerCorp, id.Corp)
-	h.Set(headerName, url.PathEscape(id.Name))
-	h.Set(headerDepartment, id.Departments)
+	if id.nameEsc == "" && id.Name != "" {
+		id.nameEsc = url.PathEscape(id.Name)
+	}
+	v[1], v[2], v[3], v[4] = id.CorpID, id.Corp, id.nameEsc, id.Departments
+	h[keyCorpID] = v[1:2:2]
+	h[keyCorp] = v[2:3:3]
+	h[keyName] = v[3:4:4]
+	h[keyDepartment] = v[4:5:5]
 }
 
 // removeToken takes the gateway's session out of Authorization and Cookie

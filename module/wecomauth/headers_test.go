@@ -75,3 +75,27 @@ func TestRemoveTokenKeepsOtherAuthorization(t *testing.T) {
 		t.Error("a Basic Authorization for the backend was removed")
 	}
 }
+
+func TestSessionCookie(t *testing.T) {
+	cases := []struct {
+		lines   []string
+		token   string
+		present bool
+		denied  bool
+	}{
+		{nil, "", false, false},
+		{[]string{"a=1; b=2"}, "", false, false},
+		{[]string{"a=1; wecom_session=T; b=2"}, "T", true, false},
+		{[]string{"wecom_session=\"T\""}, "T", true, false},
+		{[]string{"a=1", "wecom_session=T"}, "T", true, false},
+		{[]string{"wecom_session=T; wecom_session=U"}, "", false, true},
+		{[]string{"wecom_session=T", "wecom_session=T"}, "", false, true},
+		{[]string{"wecom_sessionx=T;;  ; =x"}, "", false, false},
+	}
+	for _, tc := range cases {
+		tok, present, d := sessionCookie(tc.lines, "wecom_session")
+		if tok != tc.token || present != tc.present || (d != nil) != tc.denied {
+			t.Errorf("%q → %q %v %v", tc.lines, tok, present, d)
+		}
+	}
+}
