@@ -7,6 +7,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/wecomgate/wecomgate/module/internal/directive"
 )
 
 func init() {
@@ -53,7 +55,7 @@ func (w *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	for d.NextBlock(0) {
 		switch dir := d.Val(); dir {
 		case "api_base":
-			if err := oneArg(d, &w.APIBase); err != nil {
+			if err := directive.OneArg(d, &w.APIBase); err != nil {
 				return err
 			}
 		case "corp":
@@ -63,15 +65,15 @@ func (w *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			w.Corps = append(w.Corps, c)
 		case "session_ttl":
-			if err := durationArg(d, &w.SessionTTL); err != nil {
+			if err := directive.Duration(d, &w.SessionTTL); err != nil {
 				return err
 			}
 		case "recheck":
-			if err := durationArg(d, &w.Recheck); err != nil {
+			if err := directive.Duration(d, &w.Recheck); err != nil {
 				return err
 			}
 		case "stale_grace":
-			if err := durationArg(d, &w.StaleGrace); err != nil {
+			if err := directive.Duration(d, &w.StaleGrace); err != nil {
 				return err
 			}
 		case "session_key":
@@ -86,14 +88,14 @@ func (w *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			w.SessionKeys = append(w.SessionKeys, keys...)
 		case "cookie_name":
-			if err := oneArg(d, &w.CookieName); err != nil {
+			if err := directive.OneArg(d, &w.CookieName); err != nil {
 				return err
 			}
 			if !validCookieName(w.CookieName) {
 				return d.Errf("cookie_name: %q is not a valid cookie name", w.CookieName)
 			}
 		case "endpoints":
-			if err := oneArg(d, &w.Endpoints); err != nil {
+			if err := directive.OneArg(d, &w.Endpoints); err != nil {
 				return err
 			}
 		case "login_rate":
@@ -140,11 +142,11 @@ func unmarshalCorp(d *caddyfile.Dispenser) (CorpConfig, error) {
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		switch sub := d.Val(); sub {
 		case "corp_id":
-			if err := oneArg(d, &c.CorpID); err != nil {
+			if err := directive.OneArg(d, &c.CorpID); err != nil {
 				return c, err
 			}
 		case "secret":
-			if err := oneArg(d, &c.Secret); err != nil {
+			if err := directive.OneArg(d, &c.Secret); err != nil {
 				return c, err
 			}
 		case "allow_users":
@@ -221,7 +223,7 @@ func unmarshalAssertion(d *caddyfile.Dispenser) (*AssertionConfig, error) {
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		switch sub := d.Val(); sub {
 		case "ttl":
-			if err := durationArg(d, &a.TTL); err != nil {
+			if err := directive.Duration(d, &a.TTL); err != nil {
 				return nil, err
 			}
 		default:
@@ -229,31 +231,6 @@ func unmarshalAssertion(d *caddyfile.Dispenser) (*AssertionConfig, error) {
 		}
 	}
 	return a, nil
-}
-
-func oneArg(d *caddyfile.Dispenser, dst *string) error {
-	dir := d.Val()
-	if !d.AllArgs(dst) {
-		return d.Errf("%s: expected exactly one value", dir)
-	}
-	return nil
-}
-
-func durationArg(d *caddyfile.Dispenser, dst *caddy.Duration) error {
-	dir := d.Val()
-	var s string
-	if !d.AllArgs(&s) {
-		return d.Errf("%s: expected exactly one duration", dir)
-	}
-	dur, err := caddy.ParseDuration(s)
-	if err != nil {
-		return d.Errf("%s: %v", dir, err)
-	}
-	if dur <= 0 {
-		return d.Errf("%s: must be positive", dir)
-	}
-	*dst = caddy.Duration(dur)
-	return nil
 }
 
 // Interface guard

@@ -3,10 +3,11 @@ package wecomsim
 import (
 	"strconv"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/wecomgate/wecomgate/module/internal/directive"
 )
 
 func init() {
@@ -47,19 +48,19 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	for d.NextBlock(0) {
 		switch d.Val() {
 		case "token_ttl":
-			if err := parseDuration(d, &h.TokenTTL); err != nil {
+			if err := directive.Duration(d, &h.TokenTTL); err != nil {
 				return err
 			}
 		case "code_ttl":
-			if err := parseDuration(d, &h.CodeTTL); err != nil {
+			if err := directive.Duration(d, &h.CodeTTL); err != nil {
 				return err
 			}
 		case "dev_path":
-			if err := oneArg(d, &h.DevPath); err != nil {
+			if err := directive.OneArg(d, &h.DevPath); err != nil {
 				return err
 			}
 		case "playground":
-			if err := oneArg(d, &h.Playground); err != nil {
+			if err := directive.OneArg(d, &h.Playground); err != nil {
 				return err
 			}
 		case "corp":
@@ -75,20 +76,6 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
-func parseDuration(d *caddyfile.Dispenser, dst *caddy.Duration) error {
-	name := d.Val()
-	var v string
-	if err := oneArg(d, &v); err != nil {
-		return err
-	}
-	dur, err := caddy.ParseDuration(v)
-	if err != nil {
-		return d.Errf("%s: %v", name, err)
-	}
-	*dst = caddy.Duration(dur)
-	return nil
-}
-
 func parseCorp(d *caddyfile.Dispenser) (CorpConfig, error) {
 	var c CorpConfig
 	if !d.AllArgs(&c.Name) {
@@ -97,11 +84,11 @@ func parseCorp(d *caddyfile.Dispenser) (CorpConfig, error) {
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		switch d.Val() {
 		case "corp_id":
-			if err := oneArg(d, &c.CorpID); err != nil {
+			if err := directive.OneArg(d, &c.CorpID); err != nil {
 				return c, err
 			}
 		case "secret":
-			if err := oneArg(d, &c.Secret); err != nil {
+			if err := directive.OneArg(d, &c.Secret); err != nil {
 				return c, err
 			}
 		case "user":
@@ -130,7 +117,7 @@ func parseUser(d *caddyfile.Dispenser) (UserConfig, error) {
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		switch d.Val() {
 		case "name":
-			if err := oneArg(d, &u.Name); err != nil {
+			if err := directive.OneArg(d, &u.Name); err != nil {
 				return u, err
 			}
 		case "department":
@@ -147,7 +134,7 @@ func parseUser(d *caddyfile.Dispenser) (UserConfig, error) {
 			}
 		case "status":
 			var v string
-			if err := oneArg(d, &v); err != nil {
+			if err := directive.OneArg(d, &v); err != nil {
 				return u, err
 			}
 			st, err := strconv.Atoi(v)
@@ -174,14 +161,4 @@ func parseUser(d *caddyfile.Dispenser) (UserConfig, error) {
 		}
 	}
 	return u, nil
-}
-
-// oneArg reads the single argument of the current subdirective; the error names the subdirective,
-// which d.ArgErr would not when the line has too many arguments.
-func oneArg(d *caddyfile.Dispenser, dst *string) error {
-	name := d.Val()
-	if !d.AllArgs(dst) {
-		return d.Errf("%s: want exactly one value", name)
-	}
-	return nil
 }
