@@ -12,7 +12,8 @@
 #
 # Knobs (environment): DURATION (s per measured wrk run, 8), ROUNDS (3),
 # WARMUP (s per row, 2), THREADS (wrk, 2), CONNS (wrk, 48), LOGIN_DURATION
-# (s, 8), LOGIN_CONNS (32), OUT (bench/results.md).
+# (s, 8), LOGIN_CONNS (32), OUT (bench/results.md), KEEP_TMP (set: keep the
+# temporary directory with the Caddyfiles, logs and raw wrk results).
 set -euo pipefail
 
 DURATION=${DURATION:-8}
@@ -28,7 +29,7 @@ for arg in "$@"; do
 	--no-go) GO_BENCH=0 ;;
 	--go) GO_BENCH=1 ;;
 	-h | --help)
-		sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+		sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
 		exit 0
 		;;
 	*)
@@ -74,7 +75,11 @@ cleanup() {
 	for p in "${PIDS[@]}"; do
 		wait "$p" 2>/dev/null || true
 	done
-	rm -rf "$TMP"
+	if [ -n "${KEEP_TMP:-}" ]; then
+		printf 'run.sh: kept %s (Caddyfiles, logs, raw results)\n' "$TMP" >&2
+	else
+		rm -rf "$TMP"
+	fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -254,18 +259,30 @@ TICK=$(getconf CLK_TCK)
 # field NAME LINE: the value of NAME=… in a RESULT line.
 field() { printf '%s\n' "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
 
-run_wrk() { # row seconds → RESULT line (+ front_us / upstream_us: CPU µs per request)
-	local r=$1 d=$2 f0 u0 f1 u1 out line
+# cpu_total: busy and all clock ticks of the whole machine, from /proc/stat.
+cpu_total() { awk '/^cpu /{all=0; for (i=2;i<=9;i++) all+=$i; print all-$5-$6, all}' /proc/stat; }
+
+run_wrk() { # row seconds → RESULT line + front_us / upstream_us (CPU µs per request) + other_pct
+	local r=$1 d=$2 f0 u0 f1 u1 m0 m1 out line n wcpu
 	f0=$(cpu_ticks "$PID_front")
 	u0=$(cpu_ticks "$PID_upstream")
-	out=$(wrk -t"$THREADS" -c"$CONNS" -d"${d}s" -s "$TMP/report.lua" -H "${HDR[$r]}" "${URL[$r]}" 2>&1) ||
-		die "wrk failed on row $r: $out"
+	m0=$(cpu_total)
+	# `time` gives wrk's own CPU, to tell what else ran on the machine.
+	if ! { TIMEFORMAT='%U %S'; time wrk -t"$THREADS" -c"$CONNS" -d"${d}s" -s "$TMP/report.lua" -H "${HDR[$r]}" "${URL[$r]}" >"$TMP/wrk.out" 2>&1; } 2>"$TMP/wrk.time"; then
+		die "wrk failed on row $r: $(cat "$TMP/wrk.out")"
+	fi
+	m1=$(cpu_total)
 	f1=$(cpu_ticks "$PID_front")
 	u1=$(cpu_ticks "$PID_upstream")
-	line=$(printf '%s\n' "$out" | grep '^RESULT ') || die "no result from wrk on row $r: $out"
-	local n
+	line=$(grep '^RESULT ' "$TMP/wrk.out") || die "no result from wrk on row $r: $(cat "$TMP/wrk.out")"
 	n=$(field requests "$line")
-	echo "$line front_us=$(awk -v a="$f0" -v b="$f1" -v n="$n" -v t="$TICK" 'BEGIN{printf "%.1f", (b-a)/t*1e6/n}') upstream_us=$(awk -v a="$u0" -v b="$u1" -v n="$n" -v t="$TICK" 'BEGIN{printf "%.1f", (b-a)/t*1e6/n}')"
+	wcpu=$(awk '{print $1 + $2}' "$TMP/wrk.time")
+	awk -v line="$line" -v n="$n" -v t="$TICK" -v f0="$f0" -v f1="$f1" -v u0="$u0" -v u1="$u1" -v w="$wcpu" \
+		-v m0="$m0" -v m1="$m1" 'BEGIN{
+		split(m0, a, " "); split(m1, b, " ")
+		busy = (b[1]-a[1])/t; all = (b[2]-a[2])/t; f = (f1-f0)/t; u = (u1-u0)/t
+		other = busy - f - u - w; if (other < 0) other = 0
+		printf "%s front_us=%.1f upstream_us=%.1f wrk_us=%.1f other_pct=%.1f\n", line, f*1e6/n, u*1e6/n, w*1e6/n, (all > 0 ? 100*other/all : 0) }'
 }
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -288,9 +305,9 @@ for round in $(seq "$ROUNDS"); do
 		if [ "$non2xx" != 0 ] || [ "$errs" != 0 ]; then
 			die "row $r round $round: $non2xx non-2xx answers, $errs socket errors — the numbers would be meaningless"
 		fi
-		printf '  round %d  %-32s %9.0f req/s  p50 %6.2f ms  p99 %6.2f ms  front CPU %5.1f µs/req\n' "$round" "${LABEL[$r]}" \
+		printf '  round %d  %-32s %9.0f req/s  p50 %6.2f ms  p99 %6.2f ms  front CPU %5.1f µs/req  other load %4.1f%%\n' "$round" "${LABEL[$r]}" \
 			"$(field rps "$line")" "$(awk -v u="$(field p50_us "$line")" 'BEGIN{print u/1000}')" \
-			"$(awk -v u="$(field p99_us "$line")" 'BEGIN{print u/1000}')" "$(field front_us "$line")" >&2
+			"$(awk -v u="$(field p99_us "$line")" 'BEGIN{print u/1000}')" "$(field front_us "$line")" "$(field other_pct "$line")" >&2
 	done
 done
 
@@ -317,21 +334,22 @@ range() { # ROW FIELD: min–max over the rounds
 
 B_RPS=$(median bare rps)
 B_P99=$(median bare p99_us)
-TABLE="| row | req/s (median) | req/s range | × bare | p50 ms | p99 ms | Δp99 vs bare | front CPU µs/req |
-|---|---:|---:|---:|---:|---:|---:|---:|"
+TABLE="| row | req/s (median) | req/s range | × bare | p50 ms | p99 ms | Δp99 vs bare | front CPU µs/req | other load |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 for r in "${ROWS[@]}"; do
 	rps=$(median "$r" rps)
 	p50=$(median "$r" p50_us)
 	p99=$(median "$r" p99_us)
 	cpu=$(median "$r" front_us)
-	TABLE+=$'\n'$(awk -v l="${LABEL[$r]}" -v rps="$rps" -v rg="$(range "$r" rps)" -v br="$B_RPS" -v p50="$p50" -v p99="$p99" -v bp="$B_P99" -v cpu="$cpu" -v bare="$([ "$r" = bare ] && echo 1 || echo 0)" \
-		'BEGIN{ if (bare) printf "| %s | %.0f | %s | 1.00 | %.2f | %.2f | — | %.1f |", l, rps, rg, p50/1000, p99/1000, cpu;
-		        else printf "| %s | %.0f | %s | %.2f | %.2f | %.2f | %+.2f ms | %.1f |", l, rps, rg, rps/br, p50/1000, p99/1000, (p99-bp)/1000, cpu }')
+	oth=$(sed -n 's/.* other_pct=\([^ ]*\).*/\1/p' "$TMP/raw.$r" | sort -g | tail -1)
+	TABLE+=$'\n'$(awk -v l="${LABEL[$r]}" -v rps="$rps" -v rg="$(range "$r" rps)" -v br="$B_RPS" -v p50="$p50" -v p99="$p99" -v bp="$B_P99" -v cpu="$cpu" -v oth="$oth" -v bare="$([ "$r" = bare ] && echo 1 || echo 0)" \
+		'BEGIN{ if (bare) printf "| %s | %.0f | %s | 1.00 | %.2f | %.2f | — | %.1f | ≤ %.0f %% |", l, rps, rg, p50/1000, p99/1000, cpu, oth;
+		        else printf "| %s | %.0f | %s | %.2f | %.2f | %.2f | %+.2f ms | %.1f | ≤ %.0f %% |", l, rps, rg, rps/br, p50/1000, p99/1000, (p99-bp)/1000, cpu, oth }')
 done
 L_N=$(field logins "$LOGIN_LINE")
 TABLE+=$'\n'$(awk -v rps="$(field rps "$LOGIN_LINE")" -v p50="$(field p50_us "$LOGIN_LINE")" -v p99="$(field p99_us "$LOGIN_LINE")" \
 	-v n="$L_N" -v e="$(field errors "$LOGIN_LINE")" -v a="$lf0" -v b="$lf1" -v t="$TICK" \
-	'BEGIN{ printf "| (5) POST /wecom/login (simulator as WeCom) | %.0f logins/s | %d logins, %d errors | — | %.2f | %.2f | — | %.1f |", rps, n, e, p50/1000, p99/1000, (b-a)/t*1e6/n }')
+	'BEGIN{ printf "| (5) POST /wecom/login (simulator as WeCom) | %.0f logins/s | %d logins, %d errors | — | %.2f | %.2f | — | %.1f | |", rps, n, e, p50/1000, p99/1000, (b-a)/t*1e6/n }')
 LOGIN_SIM_US=$(awk -v a="$lu0" -v b="$lu1" -v t="$TICK" -v n="$L_N" 'BEGIN{printf "%.0f", (b-a)/t*1e6/n}')
 
 CPU_MODEL=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
@@ -407,7 +425,9 @@ $TABLE
 "× bare" is req/s relative to row (1); "Δp99" is the p99 latency minus row (1)'s. "front CPU" is the
 CPU time the front Caddy process (the proxies and the gateway) spent per request, from /proc: the
 least noisy measure of what each row costs. A login also cost the simulator (upstream process)
-about $LOGIN_SIM_US µs of CPU.
+about $LOGIN_SIM_US µs of CPU. "other load" is the share of the machine's CPU time, in the worst
+round of the row, used by anything but wrk and the two Caddy processes (/proc/stat): above a few
+percent, something else was running and the req/s and latency columns of that row are disturbed.
 $GO_SECTION
 Whole run: $((T1 - T0)) s of load.
 EOF

@@ -99,6 +99,9 @@ func (r *Ring) Seal(c *Claims) (string, ID, error) {
 	}
 	copy(id[:], buf[1+kidSize:headerSize])
 	buf = k.aead.Seal(buf, buf[1+kidSize:headerSize], plain, buf[:1+kidSize])
+	if b64.EncodedLen(len(buf)) > maxTokenLen {
+		return "", id, fmt.Errorf("session: claims too large for a token (%d bytes)", len(plain))
+	}
 	return b64.EncodeToString(buf), id, nil
 }
 

@@ -15,21 +15,26 @@ package wecomauth_test
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"reflect"
 	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
+	"unsafe"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/wecomgate/wecomgate/module/internal/testcaddy"
+	"github.com/wecomgate/wecomgate/module/session"
 	"github.com/wecomgate/wecomgate/module/wecomauth"
 )
 
@@ -42,8 +47,9 @@ const benchCorpID = "ww7f3a9c2e5b81d046"
 // benchWorld is a running Caddy with the gateway and the simulator, and a
 // direct handle on the provisioned wecom_auth handler.
 type benchWorld struct {
-	h   *wecomauth.Handler
-	sim string // simulator base URL
+	h    *wecomauth.Handler
+	sim  string        // simulator base URL
+	ring *session.Ring // the gateway's session key, to seal tokens directly
 }
 
 // startBenchWorld loads a Caddyfile whose simulator knows users u00000 …
@@ -53,6 +59,11 @@ type benchWorld struct {
 func startBenchWorld(b *testing.B, users int) *benchWorld {
 	b.Helper()
 	ports := testcaddy.Ports(b, 2)
+	key := session.NewKey()
+	ring, err := session.NewRing(key)
+	if err != nil {
+		b.Fatal(err)
+	}
 	var ub strings.Builder
 	for i := range users {
 		fmt.Fprintf(&ub, "\t\t\tuser u%05d 用户%d {\n\t\t\t\tdepartment 1 %d\n\t\t\t}\n", i, i, 2+i%50)
@@ -71,6 +82,7 @@ http://:%[1]d {
 			corp_id %[5]s
 			secret %[3]s
 		}
+		session_key %[6]s
 	}
 	respond "unreachable in benchmarks" 200
 }
@@ -84,10 +96,10 @@ http://:%[2]d {
 %[4]s		}
 	}
 }
-`, ports[0], ports[1], benchSecret, ub.String(), benchCorpID)
+`, ports[0], ports[1], benchSecret, ub.String(), benchCorpID, base64.StdEncoding.EncodeToString(key))
 	testcaddy.Start(b, cfg)
 	h := findHandler(b)
-	return &benchWorld{h: h, sim: fmt.Sprintf("http://127.0.0.1:%d", ports[1])}
+	return &benchWorld{h: h, sim: fmt.Sprintf("http://127.0.0.1:%d", ports[1]), ring: ring}
 }
 
 // findHandler walks the running HTTP app's routes (Caddyfile sites are
@@ -179,18 +191,39 @@ func (s *sink) Write(p []byte) (int, error) { return len(p), nil }
 func (s *sink) WriteHeader(code int)        { s.code = code }
 
 // protectedReq is one reusable protected request: reset restores the
-// client's headers (the handler strips and adds some) without allocating.
-// Its Replacer is reused too, which is harmless while the handler sets
-// placeholders with Replacer.Set (same keys each time); were it to add a
-// provider with Replacer.Map, use the fresh-* benchmarks instead, as every
-// iteration would append one more provider here.
+// client's headers (the handler strips and adds some) and its Replacer's
+// provider list (the handler may add one with Replacer.Map) without
+// allocating, so every iteration starts from the state Caddy's server hands
+// the handler and only the handler's own allocations are counted.
 type protectedReq struct {
-	r      *http.Request
-	name   string   // credential header
-	vals   []string // its values
-	out    []string // headers the handler adds, removed again by reset
-	w      *sink
-	wantUp bool // the handler should call next (not answer itself)
+	r     *http.Request
+	name  string   // credential header
+	vals  []string // its values
+	out   []string // headers the handler adds, removed again by reset
+	w     *sink
+	provs *sliceHeader // the Replacer's provider list
+	nprov int          // its length as prepared
+}
+
+// sliceHeader is the layout of a Go slice.
+type sliceHeader struct {
+	data     unsafe.Pointer
+	len, cap int
+}
+
+// replacerProviders reaches the Replacer's unexported provider list, so
+// that a reused request can drop what a handler added. A benchmark helper
+// only: it fails loudly if Caddy's Replacer changes shape.
+func replacerProviders(r *http.Request) *sliceHeader {
+	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if repl == nil {
+		panic("benchmark request has no Replacer")
+	}
+	f := reflect.ValueOf(repl).Elem().FieldByName("providers")
+	if !f.IsValid() || f.Kind() != reflect.Slice {
+		panic("caddy.Replacer has no providers slice any more: update replacerProviders in bench_test.go")
+	}
+	return (*sliceHeader)(unsafe.Pointer(f.UnsafeAddr()))
 }
 
 func newProtectedReq(path, header, value string) *protectedReq {
@@ -199,11 +232,14 @@ func newProtectedReq(path, header, value string) *protectedReq {
 	r.Header.Set("User-Agent", "wechat-miniprogram")
 	p := &protectedReq{r: r, name: header, vals: []string{value}, w: &sink{h: http.Header{}},
 		out: []string{"X-Wecom-Userid", "X-Wecom-Corpid", "X-Wecom-Corp", "X-Wecom-Name", "X-Wecom-Department"}}
+	p.provs = replacerProviders(r)
+	p.nprov = p.provs.len
 	p.reset()
 	return p
 }
 
 func (p *protectedReq) reset() {
+	p.provs.len = p.nprov
 	for _, k := range p.out {
 		delete(p.r.Header, k)
 		delete(p.w.h, k)
@@ -279,8 +315,35 @@ func BenchmarkProtected(b *testing.B) {
 		})
 	})
 
+	// A different token each time, more of them than the handler keeps
+	// opened (1<<16): every request decrypts its token, as the first
+	// request of each session and every request after a reload do.
+	b.Run("bearer-uncached", func(b *testing.B) {
+		const n = 1<<16 + 4096
+		now := time.Now()
+		auths := make([][]string, n)
+		for i := range auths {
+			tok, _, err := w.ring.Seal(&session.Claims{
+				UserID: "u00000", CorpID: benchCorpID, Corp: "acme", Name: "用户0", Departments: "1,2",
+				IssuedAt: now, ExpiresAt: now.Add(time.Hour),
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			auths[i] = []string{"Bearer " + tok}
+		}
+		p := newProtectedReq("/api/orders?page=1", "Authorization", auths[0][0])
+		i := 0
+		b.ReportAllocs()
+		for b.Loop() {
+			p.vals = auths[i%n]
+			p.serve(b, w.h, noNext)
+			i++
+		}
+	})
+
 	// The runs above reuse one prepared request, so a cost paid once per
-	// request context (the Replacer's map growing on its first Set) shows
+	// request context (say a Replacer map growing on its first Set) shows
 	// only here: each iteration prepares a fresh request as Caddy's server
 	// does. "fresh-none" is that preparation alone; the middleware's share
 	// is fresh-bearer minus fresh-none.

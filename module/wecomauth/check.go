@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -47,7 +48,7 @@ func (h *Handler) authenticate(r *http.Request, inline inlineLogin) (*identity, 
 		return nil, "", unauthenticated("sign in first: send a session token or a code")
 	}
 	id, d := h.signIn(r, "inline", func() (*identity, string, *denial) {
-		id, d := h.loginWithCode(r.Context(), inline.code, inline.corp)
+		id, d := h.loginWithCode(r, inline.code, inline.corp)
 		return id, inline.corp, d
 	})
 	if d != nil {
@@ -82,9 +83,9 @@ func (h *Handler) credential(r *http.Request) (token string, present bool, d *de
 func sessionCookie(lines []string, name string) (token string, present bool, d *denial) {
 	for _, line := range lines {
 		for line != "" {
-			var part string
-			part, line, _ = strings.Cut(line, ";")
-			k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+			var pair string
+			pair, line, _ = strings.Cut(line, ";")
+			k, v, ok := cookiePair(pair)
 			if !ok || k != name {
 				continue
 			}
@@ -95,6 +96,14 @@ func sessionCookie(lines []string, name string) (token string, present bool, d *
 		}
 	}
 	return token, present, nil
+}
+
+// cookiePair splits one name=value pair of a Cookie header, trimming blanks
+// around the name as Go's and most backends' cookie parsers do, so that
+// `wecom_session =x` is recognised here exactly as a backend would read it.
+func cookiePair(pair string) (name, value string, ok bool) {
+	name, value, ok = strings.Cut(pair, "=")
+	return strings.TrimSpace(name), strings.TrimSpace(value), ok
 }
 
 // check opens a session token and decides whether its holder may pass now.
@@ -214,10 +223,28 @@ func (h *Handler) admit(corp *corp, userID string, f *userFacts) (*identity, *de
 
 // authorizePath confines review sessions to their allowed paths.
 func (h *Handler) authorizePath(id *identity, r *http.Request) *denial {
-	if !id.Review || h.review.allows(r) {
+	if !id.Review || (canonicalPath(r.URL) && h.review.allows(r)) {
 		return nil
 	}
 	return reviewForbidden()
+}
+
+// canonicalPath reports whether a path reads the same to every server: no
+// dot segments or doubled slashes, no escapes a backend might decode
+// otherwise (%2F, %2e), none of the characters some servers take as
+// separators (\ on IIS, ; on Java servers). The allow patterns judge the
+// cleaned path but the backend gets the path as sent, so a review session
+// may only send paths for which the two are the same.
+func canonicalPath(u *url.URL) bool {
+	p := u.Path
+	if u.RawPath != "" || p == "" || p[0] != '/' || strings.ContainsAny(p, "\\;\x00") {
+		return false
+	}
+	clean := path.Clean(p)
+	if p != "/" && strings.HasSuffix(p, "/") {
+		clean += "/"
+	}
+	return clean == p
 }
 
 func joinInts(ids []int64) string {

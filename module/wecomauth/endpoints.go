@@ -3,6 +3,7 @@ package wecomauth
 import (
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -46,7 +47,7 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) error {
 		if d := decodeBody(w, r, &body); d != nil {
 			return nil, "", d
 		}
-		id, d := h.loginWithCode(r.Context(), body.Code, body.Corp)
+		id, d := h.loginWithCode(r, body.Code, body.Corp)
 		return id, body.Corp, d
 	})
 	if d != nil {
@@ -234,7 +235,7 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) *denial {
 		}
 		return invalidRequest("the body must be a JSON object")
 	}
-	if dec.More() {
+	if _, err := dec.Token(); err != io.EOF {
 		return invalidRequest("the body must be a single JSON object")
 	}
 	return nil

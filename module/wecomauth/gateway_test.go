@@ -265,7 +265,7 @@ func TestWrongSecretIsWeComError(t *testing.T) {
 func TestUnauthenticated(t *testing.T) {
 	e := startEnv(t, "")
 	tok := e.login("acme", "zhangsan")
-	tampered := tok[:len(tok)-2] + flipLast(tok[len(tok)-2:])
+	tampered := flipMiddleChar(tok) // the last character may carry only padding bits
 	cases := map[string][]string{
 		"no credential":               nil,
 		"garbage bearer":              {"Authorization: Bearer abc.def"},
@@ -282,16 +282,6 @@ func TestUnauthenticated(t *testing.T) {
 		})
 	}
 	e.backend.none(t)
-}
-
-func flipLast(s string) string {
-	b := []byte(s)
-	if b[len(b)-1] == 'A' {
-		b[len(b)-1] = 'B'
-	} else {
-		b[len(b)-1] = 'A'
-	}
-	return string(b)
 }
 
 func TestSessionEndpointAndLogout(t *testing.T) {

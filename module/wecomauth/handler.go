@@ -141,6 +141,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		h.corps = append(h.corps, c)
 		h.corpByID[c.id] = c
+		if !strings.Contains(h.Corps[i].Secret, "{") {
+			// {$X} is substituted when the Caddyfile is adapted, so it lands
+			// here as a literal too: either way the secret is part of the
+			// JSON config, which Caddy logs at DEBUG and its admin API shows.
+			h.logger.Warn("the secret is written in the configuration; use a runtime placeholder such as {env.ACME_SECRET} to keep it out of Caddy's config and logs",
+				zap.String("corp", c.name))
+		}
 	}
 
 	if h.Review != nil {

@@ -156,8 +156,7 @@ func (h *Handler) removeToken(r *http.Request) {
 	found := false
 	for _, line := range cookies {
 		for part := range strings.SplitSeq(line, ";") {
-			name, _, _ := strings.Cut(strings.TrimSpace(part), "=")
-			if name == h.CookieName {
+			if name, _, _ := cookiePair(part); name == h.CookieName {
 				found = true
 				continue
 			}

@@ -19,7 +19,8 @@ const maxCodeLen = 256
 // user: the code is exchanged with the named (or first) corp's token, the
 // user must belong to that corp, and WeCom must report them visible and
 // active.
-func (h *Handler) loginWithCode(ctx context.Context, code, corpName string) (*identity, *denial) {
+func (h *Handler) loginWithCode(r *http.Request, code, corpName string) (*identity, *denial) {
+	ctx := r.Context()
 	if code == "" {
 		return nil, invalidRequest("code is required")
 	}
@@ -30,7 +31,7 @@ func (h *Handler) loginWithCode(ctx context.Context, code, corpName string) (*id
 	if corp == nil {
 		return nil, invalidRequest("unknown corp " + quoteShort(corpName))
 	}
-	sess, err := h.exchange(ctx, corp, code)
+	sess, err := h.exchange(ctx, corp, code, clientIP(r))
 	if err != nil {
 		return nil, fromWeCom(err)
 	}
@@ -52,9 +53,11 @@ func (h *Handler) loginWithCode(ctx context.Context, code, corpName string) (*id
 
 // exchange calls jscode2session once per code. The answer is remembered
 // for a code's lifetime so that a client retrying the same code (say after
-// a lost response) gets the same user rather than WeCom's 40029.
-func (h *Handler) exchange(ctx context.Context, corp *corp, code string) (wecom.Session, error) {
-	key := corp.id + "\x00" + code
+// a lost response) gets the same user rather than WeCom's 40029 — but only
+// for the address that spent it: a code copied from a log elsewhere is
+// worth nothing.
+func (h *Handler) exchange(ctx context.Context, corp *corp, code, ip string) (wecom.Session, error) {
+	key := corp.id + "\x00" + ip + "\x00" + code
 	if v, ok := h.shared.spent.Get(key); ok {
 		return v.(wecom.Session), nil
 	}
