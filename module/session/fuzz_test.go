@@ -230,4 +230,3 @@ func TestTokenSpellingsShareID(t *testing.T) {
 		}
 	}
 }
-
