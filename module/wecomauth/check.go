@@ -108,7 +108,8 @@ func cookiePair(pair string) (name, value string, ok bool) {
 
 // check opens a session token and decides whether its holder may pass now.
 func (h *Handler) check(ctx context.Context, token string) (*identity, *denial) {
-	p, err := h.principals.open(h.ring, token, h.now())
+	now := h.now()
+	p, err := h.principals.open(h.ring, token, now)
 	if err != nil {
 		return nil, unauthenticated("the session is invalid or has expired; sign in again")
 	}
@@ -127,7 +128,7 @@ func (h *Handler) check(ctx context.Context, token string) (*identity, *denial) 
 	if corp == nil || corp.name != c.Corp {
 		return nil, unauthenticated("the session's corp is no longer allowed; sign in again")
 	}
-	id, d := h.checkUser(ctx, corp, p)
+	id, d := h.checkUser(ctx, corp, p, now)
 	if id != nil {
 		id.sid = c.ID
 	}
@@ -137,8 +138,7 @@ func (h *Handler) check(ctx context.Context, token string) (*identity, *denial) 
 // checkUser admits a session's user on what WeCom said within `recheck`,
 // asks WeCom again when that is older, and while WeCom cannot answer keeps
 // admitting users checked within `stale_grace`.
-func (h *Handler) checkUser(ctx context.Context, corp *corp, p *principal) (*identity, *denial) {
-	now := h.now()
+func (h *Handler) checkUser(ctx context.Context, corp *corp, p *principal, now time.Time) (*identity, *denial) {
 	recheck, grace := time.Duration(h.Recheck), time.Duration(h.StaleGrace)
 	userID := p.claims.UserID
 

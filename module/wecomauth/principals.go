@@ -2,14 +2,14 @@ package wecomauth
 
 import (
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/wecomgate/wecomgate/module/session"
 )
 
-// maxCachedTokens bounds the opened-token cache; past it the cache starts
-// over, which costs one decryption per live session.
+// maxCachedTokens bounds the opened-token cache (both generations).
 const maxCachedTokens = 1 << 16
 
 // principal is an opened session token. Tokens are presented again and
@@ -35,28 +35,33 @@ func newPrincipal(c session.Claims) *principal {
 
 // principals caches opened tokens of one key ring. A reload builds a new
 // ring and with it a new cache, so a token is never trusted on a key that
-// was dropped.
+// was dropped. It keeps two generations: when the current map is full it
+// becomes the previous one, and a hit there moves back, so live sessions
+// stay cached however many there are while stale ones age out.
 type principals struct {
-	mu sync.RWMutex
-	m  map[string]*principal
+	mu        sync.RWMutex
+	cur, prev map[string]*principal
 }
 
 func newPrincipals() *principals {
-	return &principals{m: make(map[string]*principal)}
+	return &principals{cur: make(map[string]*principal)}
 }
 
 // open returns the principal of a token that opens with ring and has not
 // expired at now.
 func (p *principals) open(ring *session.Ring, token string, now time.Time) (*principal, error) {
 	p.mu.RLock()
-	pr := p.m[token]
+	pr, current := p.cur[token]
+	if pr == nil {
+		pr = p.prev[token]
+	}
 	p.mu.RUnlock()
 	if pr != nil {
 		if !now.Before(pr.claims.ExpiresAt) {
-			p.mu.Lock()
-			delete(p.m, token)
-			p.mu.Unlock()
 			return nil, session.ErrExpired
+		}
+		if !current {
+			p.store(token, pr)
 		}
 		return pr, nil
 	}
@@ -65,11 +70,18 @@ func (p *principals) open(ring *session.Ring, token string, now time.Time) (*pri
 		return nil, err
 	}
 	pr = newPrincipal(c)
-	p.mu.Lock()
-	if len(p.m) >= maxCachedTokens {
-		p.m = make(map[string]*principal)
-	}
-	p.m[token] = pr
-	p.mu.Unlock()
+	p.store(token, pr)
 	return pr, nil
+}
+
+func (p *principals) store(token string, pr *principal) {
+	// The token is a slice of the request's header line (for a cookie,
+	// perhaps a long one): keep a copy of just the token.
+	token = strings.Clone(token)
+	p.mu.Lock()
+	if len(p.cur) >= maxCachedTokens/2 {
+		p.prev, p.cur = p.cur, make(map[string]*principal, len(p.cur))
+	}
+	p.cur[token] = pr
+	p.mu.Unlock()
 }
