@@ -34,6 +34,7 @@ func TestBadConfigNamesTheDirective(t *testing.T) {
 		{"review unknown subdirective", corpOK + "review {\n role admin\n}", `review: unknown subdirective "role"`},
 		{"unset environment secret", "corp acme {\n corp_id a\n secret {env.WECOMGATE_TEST_SURELY_UNSET}\n}", "secret is empty after replacing placeholders"},
 		{"endpoints with wildcard", corpOK + "endpoints /we*", "endpoints"},
+		{"api_base not a URL", corpOK + "api_base qyapi.weixin.qq.com", "api_base"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -217,6 +218,9 @@ func (h *Handler) Validate() error {
 		if c.secret == "" {
 			return fmt.Errorf("wecom_auth: corp %s: secret is empty after replacing placeholders (is the environment variable set?)", c.name)
 		}
+	}
+	if u, err := url.Parse(h.APIBase); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return fmt.Errorf("wecom_auth: api_base %q is not an http(s) URL", h.APIBase)
 	}
 	if time.Duration(h.SessionTTL) < time.Minute {
 		return fmt.Errorf("wecom_auth: session_ttl must be at least 1m")
