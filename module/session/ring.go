@@ -112,7 +112,8 @@ func (r *Ring) Open(token string, now time.Time) (Claims, error) {
 		return c, ErrMalformed
 	}
 	raw, err := b64.DecodeString(token)
-	if err != nil || raw[0] != version {
+	// DecodeString skips CR and LF, so the decoded length is checked too.
+	if err != nil || len(raw) < headerSize+tagSize || raw[0] != version {
 		return c, ErrMalformed
 	}
 	kid := binary.BigEndian.Uint32(raw[1:])

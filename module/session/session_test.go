@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,19 +83,20 @@ func TestOpenRefuses(t *testing.T) {
 		at    time.Time
 		want  error
 	}{
-		"empty":           {"", now, session.ErrMalformed},
-		"not base64":      {"!!!!" + tok[4:], now, session.ErrMalformed},
-		"truncated":       {tok[:len(tok)-3], now, session.ErrForged},
-		"too short":       {tok[:20], now, session.ErrMalformed},
-		"huge":            {tok + string(bytes.Repeat([]byte("A"), 4096)), now, session.ErrMalformed},
-		"version":         {flip(0), now, session.ErrMalformed},
-		"key id":          {flip(2), now, session.ErrUnknownKey},
-		"nonce":           {flip(8), now, session.ErrForged},
-		"ciphertext":      {flip(len(raw) - 20), now, session.ErrForged},
-		"tag":             {flip(len(raw) - 1), now, session.ErrForged},
-		"expired":         {tok, now.Add(24 * time.Hour), session.ErrExpired},
-		"long expired":    {tok, now.Add(48 * time.Hour), session.ErrExpired},
-		"sealed by other": {sealWith(t, keyB), now, session.ErrUnknownKey},
+		"empty":                      {"", now, session.ErrMalformed},
+		"not base64":                 {"!!!!" + tok[4:], now, session.ErrMalformed},
+		"truncated":                  {tok[:len(tok)-3], now, session.ErrForged},
+		"too short":                  {tok[:20], now, session.ErrMalformed},
+		"huge":                       {tok + string(bytes.Repeat([]byte("A"), 4096)), now, session.ErrMalformed},
+		"version":                    {flip(0), now, session.ErrMalformed},
+		"key id":                     {flip(2), now, session.ErrUnknownKey},
+		"nonce":                      {flip(8), now, session.ErrForged},
+		"ciphertext":                 {flip(len(raw) - 20), now, session.ErrForged},
+		"tag":                        {flip(len(raw) - 1), now, session.ErrForged},
+		"expired":                    {tok, now.Add(24 * time.Hour), session.ErrExpired},
+		"long expired":               {tok, now.Add(48 * time.Hour), session.ErrExpired},
+		"sealed by other":            {sealWith(t, keyB), now, session.ErrUnknownKey},
+		"short after CR/LF skipping": {strings.Repeat("\r", 40) + "AQAA", now, session.ErrMalformed},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -109,7 +109,7 @@ func cookiePair(pair string) (name, value string, ok bool) {
 // check opens a session token and decides whether its holder may pass now.
 func (h *Handler) check(ctx context.Context, token string) (*identity, *denial) {
 	now := h.now()
-	p, err := h.principals.open(h.ring, token, now)
+	p, err := h.principals.open(h.ring, h.corpOf, token, now)
 	if err != nil {
 		return nil, unauthenticated("the session is invalid or has expired; sign in again")
 	}
@@ -185,7 +185,7 @@ func (h *Handler) cachedFacts(key string) *userFacts {
 // fetchUser asks WeCom about a user, once however many requests wait for
 // the answer, and remembers it. "Not allowed" answers are facts too.
 func (h *Handler) fetchUser(ctx context.Context, corp *corp, userID string) (*userFacts, error) {
-	key := userKey(corp.id, userID)
+	key := userKey(corp, userID)
 	v, err, _ := h.shared.checks.Do(key, func() (any, error) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), wecomCallBudget)
 		defer cancel()

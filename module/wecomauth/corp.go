@@ -1,6 +1,8 @@
 package wecomauth
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"strconv"
 	"strings"
 
@@ -14,8 +16,12 @@ type corp struct {
 	name   string
 	id     string
 	secret string
-	users  map[string]bool // nil: everyone
-	depts  map[string]bool // department ids as text, as sessions carry them; nil: every department
+	// app names the WeCom app (corp id and a hash of its secret): what
+	// WeCom says of a user depends on the app asking, and two sites may use
+	// two apps of one corp, so cached answers are keyed by it.
+	app   string
+	users map[string]bool // nil: everyone
+	depts map[string]bool // department ids as text, as sessions carry them; nil: every department
 }
 
 func newCorp(cfg CorpConfig, repl *caddy.Replacer) (*corp, error) {
@@ -24,6 +30,8 @@ func newCorp(cfg CorpConfig, repl *caddy.Replacer) (*corp, error) {
 		id:     strings.TrimSpace(cfg.CorpID),
 		secret: repl.ReplaceKnown(cfg.Secret, ""),
 	}
+	sum := sha256.Sum256([]byte(c.secret))
+	c.app = c.id + "/" + hex.EncodeToString(sum[:8])
 	if len(cfg.AllowUsers) > 0 {
 		c.users = make(map[string]bool, len(cfg.AllowUsers))
 		for _, u := range cfg.AllowUsers {
@@ -56,6 +64,9 @@ func (c *corp) admits(userID, departments string) bool {
 	}
 	return false
 }
+
+// corpOf finds a configured corp by corp id.
+func (h *Handler) corpOf(corpID string) *corp { return h.corpByID[corpID] }
 
 // corpByName finds a configured corp; "" means the first.
 func (h *Handler) corpByName(name string) *corp {

@@ -163,6 +163,13 @@ func TestSameCodeTwiceYieldsSameUser(t *testing.T) {
 	if n := e.counts()["jscode2session"]; n != 1 {
 		t.Errorf("jscode2session called %d times, want 1", n)
 	}
+	// Repeating one code does not spend the corp's WeCom quota either.
+	for range 5 {
+		e.do(http.MethodPost, "/wecom/login", body)
+	}
+	if n := e.counts()["user/get"]; n != 1 {
+		t.Errorf("user/get called %d times for one code presented 7 times, want 1", n)
+	}
 }
 
 func TestLoginErrors(t *testing.T) {

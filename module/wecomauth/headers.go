@@ -54,13 +54,13 @@ type inlineLogin struct {
 	code, corp string
 }
 
-// stripClientHeaders removes every header whose name starts with X-WeCom-,
-// in any letter case (a header map built by hand need not be canonical),
-// and returns the inline-login request they carried, if any.
+// stripClientHeaders removes every header whose name starts with X-WeCom-
+// and every Connection token naming one, and returns the inline-login
+// request they carried, if any.
 func stripClientHeaders(h http.Header) inlineLogin {
 	var in inlineLogin
 	for name, vals := range h {
-		if len(name) < len(headerPrefix) || !strings.EqualFold(name[:len(headerPrefix)], headerPrefix) {
+		if !isWeComHeader(name) {
 			continue
 		}
 		if len(vals) == 1 {
@@ -73,7 +73,70 @@ func stripClientHeaders(h http.Header) inlineLogin {
 		}
 		delete(h, name)
 	}
+	if conn := h["Connection"]; len(conn) > 0 {
+		h["Connection"] = scrubConnection(conn)
+		if len(h["Connection"]) == 0 {
+			delete(h, "Connection")
+		}
+	}
 	return in
+}
+
+// isWeComHeader reports whether a header name starts with X-WeCom- in any
+// letter case (a header map built by hand need not be canonical), reading
+// '_' as '-': CGI and FastCGI backends, Caddy's php_fastcgi among them,
+// turn both into HTTP_X_WECOM_…, so X-WeCom_UserId would reach them as the
+// gateway's header.
+func isWeComHeader(name string) bool {
+	if len(name) < len(headerPrefix) {
+		return false
+	}
+	for i := range len(headerPrefix) {
+		c := name[i]
+		switch {
+		case c == '_':
+			c = '-'
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		want := headerPrefix[i]
+		if 'A' <= want && want <= 'Z' {
+			want += 'a' - 'A'
+		}
+		if c != want {
+			return false
+		}
+	}
+	return true
+}
+
+// scrubConnection drops X-WeCom-* names from Connection header values. A
+// proxy deletes the headers a client's Connection names after this handler
+// ran, so naming X-WeCom-Review there would remove the gateway's own.
+func scrubConnection(vals []string) []string {
+	dirty := false
+	for _, v := range vals {
+		for tok := range strings.SplitSeq(v, ",") {
+			if isWeComHeader(strings.TrimSpace(tok)) {
+				dirty = true
+			}
+		}
+	}
+	if !dirty {
+		return vals
+	}
+	var kept []string
+	for _, v := range vals {
+		for tok := range strings.SplitSeq(v, ",") {
+			if tok = strings.TrimSpace(tok); tok != "" && !isWeComHeader(tok) {
+				kept = append(kept, tok)
+			}
+		}
+	}
+	if len(kept) == 0 {
+		return nil
+	}
+	return []string{strings.Join(kept, ", ")}
 }
 
 // forward prepares an admitted request for the next handler: identity

@@ -99,3 +99,35 @@ func TestSessionCookie(t *testing.T) {
 		}
 	}
 }
+
+func TestStripUnderscoreSpellingsAndConnectionTokens(t *testing.T) {
+	h := http.Header{
+		"X-Wecom_userid": {"boss"},
+		"X_wecom_corpid": {"wwx"},
+		"X-Wecom-Ok":     {"gone too"},
+		"X-Wecomx":       {"keep"},
+		"Connection":     {"keep-alive, X-WeCom-Review", "x-wecom_assertion,Upgrade"},
+	}
+	stripClientHeaders(h)
+	for _, name := range []string{"X-Wecom_userid", "X_wecom_corpid", "X-Wecom-Ok"} {
+		if _, ok := h[name]; ok {
+			t.Errorf("%s survived", name)
+		}
+	}
+	if h.Get("X-Wecomx") != "keep" {
+		t.Error("X-Wecomx removed")
+	}
+	if got := h["Connection"]; len(got) != 1 || got[0] != "keep-alive, Upgrade" {
+		t.Errorf("Connection = %q", got)
+	}
+	h = http.Header{"Connection": {"X-WeCom-Review"}}
+	stripClientHeaders(h)
+	if _, ok := h["Connection"]; ok {
+		t.Errorf("Connection naming only X-WeCom headers kept: %q", h["Connection"])
+	}
+	h = http.Header{"Connection": {"keep-alive"}}
+	stripClientHeaders(h)
+	if h.Get("Connection") != "keep-alive" {
+		t.Error("a plain Connection header changed")
+	}
+}

@@ -31,7 +31,7 @@ func (h *Handler) loginWithCode(r *http.Request, code, corpName string) (*identi
 	if corp == nil {
 		return nil, invalidRequest("unknown corp " + quoteShort(corpName))
 	}
-	sess, err := h.exchange(ctx, corp, code, clientIP(r))
+	sess, replayed, err := h.exchange(ctx, corp, code, clientIP(r))
 	if err != nil {
 		return nil, fromWeCom(err)
 	}
@@ -44,9 +44,19 @@ func (h *Handler) loginWithCode(r *http.Request, code, corpName string) (*identi
 		}
 		return nil, corpNotAllowed()
 	}
-	f, err := h.fetchUser(ctx, corp, sess.UserID)
-	if err != nil {
-		return nil, fromWeCom(err)
+	// A fresh code always asks WeCom about the user (an administrator may
+	// just have re-enabled them); a code presented again from the same
+	// address reuses a recent answer, so repeating one code cannot spend
+	// the corp's WeCom quota.
+	var f *userFacts
+	if replayed {
+		f = h.cachedFacts(userKey(corp, sess.UserID))
+	}
+	if f == nil || h.now().Sub(f.checkedAt) >= time.Duration(h.Recheck) {
+		var err error
+		if f, err = h.fetchUser(ctx, corp, sess.UserID); err != nil {
+			return nil, fromWeCom(err)
+		}
 	}
 	return h.admit(corp, sess.UserID, f)
 }
@@ -56,10 +66,10 @@ func (h *Handler) loginWithCode(r *http.Request, code, corpName string) (*identi
 // a lost response) gets the same user rather than WeCom's 40029 — but only
 // for the address that spent it: a code copied from a log elsewhere is
 // worth nothing.
-func (h *Handler) exchange(ctx context.Context, corp *corp, code, ip string) (wecom.Session, error) {
-	key := corp.id + "\x00" + ip + "\x00" + code
+func (h *Handler) exchange(ctx context.Context, corp *corp, code, ip string) (s wecom.Session, replayed bool, err error) {
+	key := corp.app + "\x00" + ip + "\x00" + code
 	if v, ok := h.shared.spent.Get(key); ok {
-		return v.(wecom.Session), nil
+		return v.(wecom.Session), true, nil
 	}
 	v, err, _ := h.shared.codes.Do(key, func() (any, error) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), wecomCallBudget)
@@ -73,9 +83,9 @@ func (h *Handler) exchange(ctx context.Context, corp *corp, code, ip string) (we
 		return s, nil
 	})
 	if err != nil {
-		return wecom.Session{}, err
+		return wecom.Session{}, false, err
 	}
-	return v.(wecom.Session), nil
+	return v.(wecom.Session), false, nil
 }
 
 // issue seals a fresh session for id. Every sign-in gets a new token, so a

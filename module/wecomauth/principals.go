@@ -22,10 +22,14 @@ type principal struct {
 	asIssued *userFacts
 }
 
-func newPrincipal(c session.Claims) *principal {
+func newPrincipal(c session.Claims, corp *corp) *principal {
+	key := ""
+	if corp != nil {
+		key = userKey(corp, c.UserID)
+	}
 	return &principal{
 		claims:  c,
-		userKey: userKey(c.CorpID, c.UserID),
+		userKey: key,
 		asIssued: &userFacts{
 			checkedAt: c.IssuedAt, status: 1,
 			name: c.Name, nameEsc: url.PathEscape(c.Name), depts: c.Departments,
@@ -48,8 +52,9 @@ func newPrincipals() *principals {
 }
 
 // open returns the principal of a token that opens with ring and has not
-// expired at now.
-func (p *principals) open(ring *session.Ring, token string, now time.Time) (*principal, error) {
+// expired at now; corpOf finds the configured corp a token names (nil for
+// review sessions and corps no longer configured).
+func (p *principals) open(ring *session.Ring, corpOf func(corpID string) *corp, token string, now time.Time) (*principal, error) {
 	p.mu.RLock()
 	pr, current := p.cur[token]
 	if pr == nil {
@@ -69,7 +74,7 @@ func (p *principals) open(ring *session.Ring, token string, now time.Time) (*pri
 	if err != nil {
 		return nil, err
 	}
-	pr = newPrincipal(c)
+	pr = newPrincipal(c, corpOf(c.CorpID))
 	p.store(token, pr)
 	return pr, nil
 }

@@ -24,17 +24,17 @@ func TestPrincipalsKeepLiveSessionsAcrossGenerations(t *testing.T) {
 	}
 	p := newPrincipals()
 	live := seal("live")
-	first, err := p.open(ring, live, now)
+	first, err := p.open(ring, noCorp, live, now)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Fill more than both generations hold, using the live token now and then.
 	for i := range maxCachedTokens + 10 {
-		if _, err := p.open(ring, seal(fmt.Sprint(i)), now); err != nil {
+		if _, err := p.open(ring, noCorp, seal(fmt.Sprint(i)), now); err != nil {
 			t.Fatal(err)
 		}
 		if i%1000 == 0 {
-			if again, _ := p.open(ring, live, now); again != first {
+			if again, _ := p.open(ring, noCorp, live, now); again != first {
 				t.Fatalf("live session fell out of the cache after %d others", i)
 			}
 		}
@@ -42,7 +42,9 @@ func TestPrincipalsKeepLiveSessionsAcrossGenerations(t *testing.T) {
 	if n := len(p.cur) + len(p.prev); n > maxCachedTokens {
 		t.Fatalf("cache holds %d entries", n)
 	}
-	if _, err := p.open(ring, live, now.Add(2*time.Hour)); err != session.ErrExpired {
+	if _, err := p.open(ring, noCorp, live, now.Add(2*time.Hour)); err != session.ErrExpired {
 		t.Fatalf("expired cached token: %v", err)
 	}
 }
+
+func noCorp(string) *corp { return nil }

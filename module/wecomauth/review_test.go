@@ -109,3 +109,17 @@ func TestReviewSessionEndpointHasNoCorp(t *testing.T) {
 		t.Errorf("review session names a corp: %s", r.raw)
 	}
 }
+
+// A client's Connection header cannot make the proxy drop the gateway's
+// own headers after wecom_auth set them.
+func TestConnectionHeaderCannotDropIdentityHeaders(t *testing.T) {
+	e := startEnv(t, reviewBlock)
+	auth := "Authorization: Bearer " + reviewLogin(e)
+	if r := e.do(http.MethodGet, "/api/public/a", "", auth, "Connection: X-WeCom-Review, X-WeCom-UserId"); r.status != 200 {
+		t.Fatalf("%d %s", r.status, r.raw)
+	}
+	got := e.backend.last(t)
+	if got.Header.Get("X-WeCom-Review") != "1" || got.Header.Get("X-WeCom-UserId") != "review:reviewer" {
+		t.Errorf("identity headers dropped through Connection: %v", got.Header)
+	}
+}

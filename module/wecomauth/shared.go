@@ -47,4 +47,5 @@ func (s *shared) Destruct() error {
 	return nil
 }
 
-func userKey(corpID, userID string) string { return corpID + "\x00" + userID }
+// userKey names a user as seen by one WeCom app.
+func userKey(c *corp, userID string) string { return c.app + "\x00" + userID }
