@@ -158,7 +158,11 @@ func (h *Handler) checkUser(ctx context.Context, corp *corp, p *principal, now t
 	fresh, err := h.fetchUser(ctx, corp, userID)
 	if err == nil {
 		id, d := h.admit(corp, userID, fresh)
-		metrics.rechecks.WithLabelValues(map[bool]string{true: "ok", false: "denied"}[d == nil]).Inc()
+		outcome := "ok"
+		if d != nil {
+			outcome = "denied"
+		}
+		metrics.rechecks.WithLabelValues(outcome).Inc()
 		return id, d
 	}
 	metrics.rechecks.WithLabelValues("unavailable").Inc()

@@ -24,7 +24,7 @@ type corp struct {
 	depts map[string]bool // department ids as text, as sessions carry them; nil: every department
 }
 
-func newCorp(cfg CorpConfig, repl *caddy.Replacer) (*corp, error) {
+func newCorp(cfg CorpConfig, repl *caddy.Replacer) *corp {
 	c := &corp{
 		name:   cfg.Name,
 		id:     strings.TrimSpace(cfg.CorpID),
@@ -44,7 +44,7 @@ func newCorp(cfg CorpConfig, repl *caddy.Replacer) (*corp, error) {
 			c.depts[strconv.FormatInt(d, 10)] = true
 		}
 	}
-	return c, nil
+	return c
 }
 
 func (c *corp) credentials() wecom.Corp { return wecom.Corp{ID: c.id, Secret: c.secret} }

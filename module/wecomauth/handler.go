@@ -136,10 +136,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.corpByID = make(map[string]*corp, len(h.Corps))
 	h.corps = h.corps[:0]
 	for i := range h.Corps {
-		c, err := newCorp(h.Corps[i], repl)
-		if err != nil {
-			return err
-		}
+		c := newCorp(h.Corps[i], repl)
 		h.corps = append(h.corps, c)
 		h.corpByID[c.id] = c
 		if !strings.Contains(h.Corps[i].Secret, "{") {

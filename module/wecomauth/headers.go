@@ -209,7 +209,7 @@ func identityHeaders(h http.Header, id *identity) {
 // so the backend never sees it; the backend's own cookies stay.
 func (h *Handler) removeToken(r *http.Request) {
 	if _, ok := bearer(r.Header); ok {
-		r.Header.Del("Authorization")
+		delete(r.Header, "Authorization") // the key bearer read: no need to canonicalise again
 	}
 	cookies := r.Header.Values("Cookie")
 	if len(cookies) == 0 {
