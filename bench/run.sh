@@ -10,15 +10,15 @@
 #	bench/run.sh            # HTTP rows, logins, then the Go benchmarks
 #	bench/run.sh --no-go    # HTTP rows and logins only
 #
-# Knobs (environment): DURATION (s per measured wrk run, 8), ROUNDS (3),
+# Knobs (environment): DURATION (s per measured wrk run, 5), ROUNDS (5),
 # WARMUP (s per row, 2), THREADS (wrk, 2), CONNS (wrk, 48), LOGIN_DURATION
-# (s, 8), LOGIN_CONNS (32), LIGHT_CONNS (4), LIGHT_DURATION (s, 5), OTHER_MAX (% of CPU other programs may take
+# (s, 8), LOGIN_CONNS (32), LIGHT_CONNS (4), LIGHT_DURATION (s, 5), LIGHT_ROUNDS (3), OTHER_MAX (% of CPU other programs may take
 # before a run counts as disturbed, 5), RETRIES (reruns of disturbed runs, 4),
 # OUT (bench/results.md), KEEP_TMP (set: keep the temporary directory).
 set -euo pipefail
 
-DURATION=${DURATION:-8}
-ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-5}
+ROUNDS=${ROUNDS:-5}
 WARMUP=${WARMUP:-2}
 THREADS=${THREADS:-2}
 CONNS=${CONNS:-48}
@@ -26,6 +26,7 @@ LOGIN_DURATION=${LOGIN_DURATION:-8}
 LOGIN_CONNS=${LOGIN_CONNS:-32}
 LIGHT_CONNS=${LIGHT_CONNS:-4}
 LIGHT_DURATION=${LIGHT_DURATION:-5}
+LIGHT_ROUNDS=${LIGHT_ROUNDS:-3}
 OTHER_MAX=${OTHER_MAX:-5}
 RETRIES=${RETRIES:-4}
 GO_BENCH=1
@@ -119,6 +120,7 @@ free_port() {
 P_BACKEND=$(free_port)
 P_SIM=$(free_port)
 P_BARE=$(free_port)
+P_HDR=$(free_port)
 P_GW=$(free_port)
 P_FWD=$(free_port)
 
@@ -158,8 +160,18 @@ $SIM_USERS		}
 }
 EOF
 
+# Every proxy keeps as many idle upstream connections as wrk opens: with
+# Caddy's default (32 per host) a 48-connection load closes and redials
+# upstream connections all the time, and every row would mostly measure
+# TCP handshakes.
+KEEPALIVE="transport http {
+			keepalive_idle_conns_per_host $((CONNS * 2))
+		}"
+
 # The front process: the proxies under test. Rows 2 and 3 use the gateway
 # site; row 4 is a plain proxy that asks the gateway's /wecom/auth first.
+# Row 1b is stock Caddy adding the five identity headers of SPEC §5 with
+# fixed values and no authentication: what those headers alone cost.
 cat >"$TMP/front.Caddyfile" <<EOF
 {
 	admin off
@@ -168,7 +180,21 @@ cat >"$TMP/front.Caddyfile" <<EOF
 # (1) bare reverse_proxy
 http://:$P_BARE {
 	bind 127.0.0.1
-	reverse_proxy 127.0.0.1:$P_BACKEND
+	reverse_proxy 127.0.0.1:$P_BACKEND {
+		$KEEPALIVE
+	}
+}
+# (1b) bare reverse_proxy adding the five identity headers
+http://:$P_HDR {
+	bind 127.0.0.1
+	reverse_proxy 127.0.0.1:$P_BACKEND {
+		header_up X-WeCom-UserId u000
+		header_up X-WeCom-CorpId $CORP_ID
+		header_up X-WeCom-Corp acme
+		header_up X-WeCom-Name %E7%94%A8%E6%88%B7000
+		header_up X-WeCom-Department 1,2
+		$KEEPALIVE
+	}
 }
 # (2), (3), (5) and the auth endpoint of (4)
 http://:$P_GW {
@@ -180,7 +206,9 @@ http://:$P_GW {
 			secret $SECRET
 		}
 	}
-	reverse_proxy 127.0.0.1:$P_BACKEND
+	reverse_proxy 127.0.0.1:$P_BACKEND {
+		$KEEPALIVE
+	}
 }
 # (4) forward_auth to the gateway, as an nginx auth_request user deploys it
 http://:$P_FWD {
@@ -188,8 +216,11 @@ http://:$P_FWD {
 	forward_auth 127.0.0.1:$P_GW {
 		uri /wecom/auth
 		copy_headers X-WeCom-UserId X-WeCom-CorpId X-WeCom-Corp X-WeCom-Name X-WeCom-Department
+		$KEEPALIVE
 	}
-	reverse_proxy 127.0.0.1:$P_BACKEND
+	reverse_proxy 127.0.0.1:$P_BACKEND {
+		$KEEPALIVE
+	}
 }
 EOF
 
@@ -222,11 +253,25 @@ code=$(curl -sf -XPOST "http://127.0.0.1:$P_SIM/sim/code" -d '{"userid":"u000"}'
 TOKEN=$(curl -sf -XPOST "http://127.0.0.1:$P_GW/wecom/login" -d "{\"code\":\"$code\"}" | sed -n 's/.*"token":"\([^"]*\)".*/\1/p')
 [ -n "$TOKEN" ] || die "login failed (see $TMP/front.log)"
 
-ROWS=(bare bearer cookie forward)
+# Every row sends the request a WeCom mini program's wx.request sends (its
+# usual headers, the same in every row) plus the row's credential; the bare
+# rows carry the same Bearer token, so all rows put the same bytes on the wire
+# and differ only in what the front does with them.
+COMMON=(
+	-H "User-Agent: Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 wxwork/4.1.30 MicroMessenger/7.0.1 Language/zh ColorScheme/Light"
+	-H "Referer: https://servicewechat.com/wx5823bf96d3bd56c7/12/page-frame.html"
+	-H "Content-Type: application/json"
+	-H "Accept: */*"
+	-H "Accept-Encoding: gzip, deflate, br"
+)
+ROWS=(bare headers bearer cookie forward)
 declare -A URL HDR LABEL
 URL[bare]="http://127.0.0.1:$P_BARE/api/orders?page=1"
-HDR[bare]="Accept: application/json"
+HDR[bare]="Authorization: Bearer $TOKEN"
 LABEL[bare]="(1) bare reverse_proxy"
+URL[headers]="http://127.0.0.1:$P_HDR/api/orders?page=1"
+HDR[headers]="Authorization: Bearer $TOKEN"
+LABEL[headers]="(1b) bare + 5 identity headers"
 URL[bearer]="http://127.0.0.1:$P_GW/api/orders?page=1"
 HDR[bearer]="Authorization: Bearer $TOKEN"
 LABEL[bearer]="(2) wecom_auth, Bearer session"
@@ -238,7 +283,7 @@ HDR[forward]="Authorization: Bearer $TOKEN"
 LABEL[forward]="(4) forward_auth → /wecom/auth"
 
 for r in "${ROWS[@]}"; do
-	body=$(curl -s -H "${HDR[$r]}" "${URL[$r]}")
+	body=$(curl -s "${COMMON[@]}" -H "${HDR[$r]}" "${URL[$r]}")
 	want='"user":"u000"'
 	[ "$r" = bare ] && want='"user":""'
 	case $body in *"$want"*) ;; *) die "row $r: unexpected answer $body" ;; esac
@@ -280,7 +325,7 @@ run_wrk() { # row seconds [connections script] → RESULT line + front_us / upst
 	u0=$(cpu_ticks "$PID_upstream")
 	m0=$(cpu_total)
 	# `time` gives wrk's own CPU, to tell what else ran on the machine.
-	if ! { TIMEFORMAT='%U %S'; time wrk -t"$(( THREADS < c ? THREADS : c ))" -c"$c" -d"${d}s" -s "$script" -H "${HDR[$r]}" "${URL[$r]}" >"$TMP/wrk.out" 2>&1; } 2>"$TMP/wrk.time"; then
+	if ! { TIMEFORMAT='%U %S'; time wrk -t"$(( THREADS < c ? THREADS : c ))" -c"$c" -d"${d}s" -s "$script" "${COMMON[@]}" -H "${HDR[$r]}" "${URL[$r]}" >"$TMP/wrk.out" 2>&1; } 2>"$TMP/wrk.time"; then
 		die "wrk failed on row $r: $(cat "$TMP/wrk.out")"
 	fi
 	m1=$(cpu_total)
@@ -315,7 +360,7 @@ say "measuring: $ROUNDS rounds × ${#ROWS[@]} rows × ${DURATION}s (wrk -t$THREA
 measure() { # row round → appends to raw.ROW; prints; returns 1 if disturbed
 	local r=$1 round=$2 line non2xx errs oth
 	line=$(run_wrk "$r" "$DURATION") || die "row $r: wrk failed"
-	echo "$line" >>"$TMP/raw.$r"
+	echo "$line round=$round" >>"$TMP/raw.$r"
 	non2xx=$(field non2xx "$line")
 	errs=$(field errors "$line")
 	if [ "$non2xx" != 0 ] || [ "$errs" != 0 ]; then
@@ -344,13 +389,17 @@ done
 # Light load: a few connections, each pausing between requests, leave the
 # CPUs mostly idle, so latency is the time a request takes rather than the
 # time it queued.
-say "light load: $LIGHT_CONNS connections pausing 4 ms on average between requests, ${LIGHT_DURATION}s per row"
-for r in "${ROWS[@]}"; do
-	line=$(run_wrk "$r" "$LIGHT_DURATION" "$LIGHT_CONNS" "$TMP/light.lua")
-	echo "$line" >"$TMP/light.$r"
-	[ "$(field non2xx "$line")" = 0 ] && [ "$(field errors "$line")" = 0 ] || die "row $r (light load): errors: $line"
-	printf '  light    %-32s %9.0f req/s  p50 %6.3f ms  p99 %6.3f ms  other load %4.1f%%\n' "${LABEL[$r]}" "$(field rps "$line")" \
-		"$(awk -v u="$(field p50_us "$line")" 'BEGIN{print u/1000}')" "$(awk -v u="$(field p99_us "$line")" 'BEGIN{print u/1000}')" "$(field other_pct "$line")" >&2
+# A p99 of a few thousand requests moves by tenths of a millisecond from run
+# to run on a virtual machine, so rows are interleaved over LIGHT_ROUNDS.
+say "light load: $LIGHT_CONNS connections pausing 4 ms on average between requests, $LIGHT_ROUNDS rounds × ${LIGHT_DURATION}s per row"
+for round in $(seq "$LIGHT_ROUNDS"); do
+	for r in "${ROWS[@]}"; do
+		line=$(run_wrk "$r" "$LIGHT_DURATION" "$LIGHT_CONNS" "$TMP/light.lua")
+		echo "$line" >>"$TMP/light.$r"
+		[ "$(field non2xx "$line")" = 0 ] && [ "$(field errors "$line")" = 0 ] || die "row $r (light load): errors: $line"
+		printf '  light %s  %-32s %9.0f req/s  p50 %6.3f ms  p99 %6.3f ms  other load %4.1f%%\n' "$round" "${LABEL[$r]}" "$(field rps "$line")" \
+			"$(awk -v u="$(field p50_us "$line")" 'BEGIN{print u/1000}')" "$(awk -v u="$(field p99_us "$line")" 'BEGIN{print u/1000}')" "$(field other_pct "$line")" >&2
+	done
 done
 
 say "logins: $LOGIN_CONNS connections for ${LOGIN_DURATION}s against the simulator"
@@ -371,19 +420,41 @@ for r in "${ROWS[@]}"; do
 	[ -s "$TMP/use.$r" ] || cp "$TMP/raw.$r" "$TMP/use.$r"
 done
 
-# median ROW FIELD: the median over the runs used.
-median() {
-	sed -n "s/.* $2=\([^ ]*\).*/\1/p" "$TMP/use.$1" | sort -g |
+# median_of FILE FIELD: the median of FIELD over the RESULT lines in FILE.
+median_of() {
+	sed -n "s/.* $2=\([^ ]*\).*/\1/p" "$1" | sort -g |
 		awk '{v[NR]=$1} END{ if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2 }'
+}
+median() { median_of "$TMP/use.$1" "$2"; } # ROW FIELD: over the runs used
+# paired ROW: the median over the rounds of the row's req/s divided by row
+# 1's in the same round. Rows of a round run back to back, so the ratio
+# cancels the slow drifts of a shared virtual machine that move both alike.
+# Rounds where either run was disturbed are left out if any remain.
+paired() {
+	awk -v m="$OTHER_MAX" '
+		function get(line, k,   i, n, kv, f) { n = split(line, f, " "); for (i = 1; i <= n; i++) { split(f[i], kv, "="); if (kv[1] == k) return kv[2] } return "" }
+		{ rd = get($0, "round"); if (rd == "R") next
+		  key = (FILENAME ~ /raw\.bare$/) ? "b" : "r"
+		  rps[key, rd] = get($0, "rps"); oth[key, rd] = get($0, "other_pct"); rounds[rd] = 1 }
+		END {
+			for (pass = 1; pass <= 2 && n == 0; pass++)
+				for (rd in rounds) {
+					if (!((("b", rd) in rps) && (("r", rd) in rps))) continue
+					if (pass == 1 && (oth["b", rd] + 0 > m || oth["r", rd] + 0 > m)) continue
+					v[++n] = rps["r", rd] / rps["b", rd]
+				}
+			for (i = 2; i <= n; i++) { x = v[i]; for (j = i - 1; j >= 1 && v[j] > x; j--) v[j + 1] = v[j]; v[j + 1] = x }
+			if (n == 0) print 0; else if (n % 2) print v[(n + 1) / 2]; else print (v[n / 2] + v[n / 2 + 1]) / 2
+		}' "$TMP/raw.bare" "$TMP/raw.$1"
 }
 range() { # ROW FIELD: min–max over the runs used
 	sed -n "s/.* $2=\([^ ]*\).*/\1/p" "$TMP/use.$1" | sort -g | awk 'NR==1{a=$1} {b=$1} END{printf "%.0f–%.0f", a, b}'
 }
 
-B_RPS=$(median bare rps)
 B_P99=$(median bare p99_us)
-TABLE="| row | req/s (median) | req/s range | × bare | p50 ms | p99 ms | Δp99 vs bare | front CPU µs/req | runs used | other load (worst run) |
-|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+B_CPU=$(median bare front_us)
+TABLE="| row | req/s (median) | req/s range | × bare | p50 ms | p99 ms | Δp99 vs bare | front CPU µs/req | Δ CPU vs bare | runs used | other load (worst run) |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for r in "${ROWS[@]}"; do
 	rps=$(median "$r" rps)
 	p50=$(median "$r" p50_us)
@@ -391,22 +462,23 @@ for r in "${ROWS[@]}"; do
 	cpu=$(median "$r" front_us)
 	oth=$(sed -n 's/.* other_pct=\([^ ]*\).*/\1/p' "$TMP/use.$r" | sort -g | tail -1)
 	used="$(wc -l <"$TMP/use.$r")/$(wc -l <"$TMP/raw.$r")"
-	TABLE+=$'\n'$(awk -v l="${LABEL[$r]}" -v rps="$rps" -v rg="$(range "$r" rps)" -v br="$B_RPS" -v p50="$p50" -v p99="$p99" -v bp="$B_P99" -v cpu="$cpu" -v oth="$oth" -v used="$used" -v bare="$([ "$r" = bare ] && echo 1 || echo 0)" \
-		'BEGIN{ if (bare) printf "| %s | %.0f | %s | 1.00 | %.2f | %.2f | — | %.1f | %s | %.1f %% |", l, rps, rg, p50/1000, p99/1000, cpu, used, oth;
-		        else printf "| %s | %.0f | %s | %.2f | %.2f | %.2f | %+.2f ms | %.1f | %s | %.1f %% |", l, rps, rg, rps/br, p50/1000, p99/1000, (p99-bp)/1000, cpu, used, oth }')
+	TABLE+=$'\n'$(awk -v l="${LABEL[$r]}" -v rps="$rps" -v rg="$(range "$r" rps)" -v x="$(paired "$r")" -v p50="$p50" -v p99="$p99" -v bp="$B_P99" -v cpu="$cpu" -v bc="$B_CPU" -v oth="$oth" -v used="$used" -v bare="$([ "$r" = bare ] && echo 1 || echo 0)" \
+		'BEGIN{ if (bare) printf "| %s | %.0f | %s | 1 | %.2f | %.2f | — | %.1f | — | %s | %.1f %% |", l, rps, rg, p50/1000, p99/1000, cpu, used, oth;
+		        else printf "| %s | %.0f | %s | %.3f | %.2f | %.2f | %+.2f ms | %.1f | %+.1f | %s | %.1f %% |", l, rps, rg, x, p50/1000, p99/1000, (p99-bp)/1000, cpu, cpu-bc, used, oth }')
 done
 L_N=$(field logins "$LOGIN_LINE")
 TABLE+=$'\n'$(awk -v rps="$(field rps "$LOGIN_LINE")" -v p50="$(field p50_us "$LOGIN_LINE")" -v p99="$(field p99_us "$LOGIN_LINE")" \
 	-v n="$L_N" -v e="$(field errors "$LOGIN_LINE")" -v a="$lf0" -v b="$lf1" -v t="$TICK" \
-	'BEGIN{ printf "| (5) POST /wecom/login (simulator as WeCom) | %.0f logins/s | %d logins, %d errors | — | %.2f | %.2f | — | %.1f | 1/1 | |", rps, n, e, p50/1000, p99/1000, (b-a)/t*1e6/n }')
-B_LP99=$(field p99_us "$(cat "$TMP/light.bare")")
-LIGHT="| row (light load) | req/s | p50 ms | p99 ms | Δp99 vs bare | other load |
-|---|---:|---:|---:|---:|---:|"
+	'BEGIN{ printf "| (5) POST /wecom/login (simulator as WeCom) | %.0f logins/s | %d logins, %d errors | — | %.2f | %.2f | — | %.1f | — | 1/1 | |", rps, n, e, p50/1000, p99/1000, (b-a)/t*1e6/n }')
+B_LP99=$(median_of "$TMP/light.bare" p99_us)
+LIGHT="| row (light load) | req/s | p50 ms | p99 ms | p99 range ms | Δp99 vs bare | other load (worst run) |
+|---|---:|---:|---:|---:|---:|---:|"
 for r in "${ROWS[@]}"; do
-	line=$(cat "$TMP/light.$r")
-	LIGHT+=$'\n'$(awk -v l="${LABEL[$r]}" -v rps="$(field rps "$line")" -v p50="$(field p50_us "$line")" -v p99="$(field p99_us "$line")" \
-		-v bp="$B_LP99" -v oth="$(field other_pct "$line")" -v bare="$([ "$r" = bare ] && echo 1 || echo 0)" \
-		'BEGIN{ printf "| %s | %.0f | %.3f | %.3f | %s | %.1f %% |", l, rps, p50/1000, p99/1000, (bare ? "—" : sprintf("%+.3f ms", (p99-bp)/1000)), oth }')
+	f=$TMP/light.$r
+	LIGHT+=$'\n'$(awk -v l="${LABEL[$r]}" -v rps="$(median_of "$f" rps)" -v p50="$(median_of "$f" p50_us)" -v p99="$(median_of "$f" p99_us)" \
+		-v rg="$(sed -n 's/.* p99_us=\([^ ]*\).*/\1/p' "$f" | sort -g | awk 'NR==1{a=$1} {b=$1} END{printf "%.3f–%.3f", a/1000, b/1000}')" \
+		-v bp="$B_LP99" -v oth="$(sed -n 's/.* other_pct=\([^ ]*\).*/\1/p' "$f" | sort -g | tail -1)" -v bare="$([ "$r" = bare ] && echo 1 || echo 0)" \
+		'BEGIN{ printf "| %s | %.0f | %.3f | %.3f | %s | %s | %.1f %% |", l, rps, p50/1000, p99/1000, rg, (bare ? "—" : sprintf("%+.3f ms", (p99-bp)/1000)), oth }')
 done
 LOGIN_SIM_US=$(awk -v a="$lu0" -v b="$lu1" -v t="$TICK" -v n="$L_N" 'BEGIN{printf "%.0f", (b-a)/t*1e6/n}')
 
@@ -477,20 +549,25 @@ Produced by \`bench/run.sh\` (see [README](README.md) for what the rows mean and
 - load average just before the run: $LOAD_BEFORE (anything much above 0 means other work shared the CPUs)
 - everything (wrk, the front Caddy, the upstream Caddy with backend and simulator) shares the same $(nproc) CPUs:
   req/s is what is left for the proxy after the load generator and the backend took their share.
+- every row sends the same request: a mini program's usual wx.request headers and a Bearer token (row 3:
+  the token as a cookie instead); upstream keep-alive pools hold $((CONNS * 2)) idle connections, so no row redials.
 
 $TABLE
 
-"× bare" is req/s relative to row (1); "Δp99" is the p99 latency minus row (1)'s. "front CPU" is the
+"× bare" is the median over the rounds of the row's req/s divided by row (1)'s in the same round (rows of a
+round run back to back, so slow drifts of the machine cancel out). Row (1b) is stock Caddy adding the five
+identity headers of SPEC §5 with fixed values, no authentication: the cost of the headers themselves, which
+rows 2 and 3 also pay. "Δp99" is the p99 latency minus row (1)'s. "front CPU" is the
 CPU time the front Caddy process (the proxies and the gateway) spent per request, from /proc: the
-least noisy measure of what each row costs. A login also cost the simulator (upstream process)
+least noisy measure of what each row costs; "Δ CPU" is that minus row (1)'s. A login also cost the simulator (upstream process)
 about $LOGIN_SIM_US µs of CPU. "other load" is the share of the machine's CPU time used by anything
 but wrk and the two Caddy processes (/proc/stat), the worst of the runs used: above a few percent
 something else was running and that row's req/s and latency are disturbed. Runs with more than
 $OTHER_MAX % were made again after the rounds (at most $RETRIES times in all) and a row's figures come from its
 undisturbed runs when it has any ("runs used": used/made).
 
-Under light load ($LIGHT_CONNS connections, each pausing 2–6 ms between requests, ${LIGHT_DURATION}s per row, one run
-each) the CPUs are mostly idle, so latency is what a request takes rather than how long it queued:
+Under light load ($LIGHT_CONNS connections, each pausing 2–6 ms between requests, $LIGHT_ROUNDS interleaved rounds of
+${LIGHT_DURATION}s per row, medians) the CPUs are mostly idle, so latency is what a request takes rather than how long it queued:
 
 $LIGHT
 $GO_SECTION
