@@ -4,6 +4,12 @@ import (
 	"bytes"
 	"encoding/base64"
 	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -12,24 +18,47 @@ import (
 	"github.com/wecomgate/wecomgate/module/session"
 )
 
+// The fuzz ring's bindings: a corp app and review sign-in, as the gateway
+// uses them, and another app of the same corp (same hint, other data)
+// whose tokens must never open.
+var (
+	fuzzCorp     = session.Binding{Hint: 0x1c0ffee1, Data: []byte("corp app\x00ww0000000000acme/1111111111111111")}
+	fuzzReview   = session.Binding{Hint: 0x2dec0de2, Data: []byte("review")}
+	fuzzOtherApp = session.Binding{Hint: fuzzCorp.Hint, Data: []byte("corp app\x00ww0000000000acme/2222222222222222")}
+
+	// fuzzBindings are those FuzzOpen opens with; fuzzClaims()[i] is sealed
+	// with fuzzBindings[i].
+	fuzzBindings = []session.Binding{fuzzCorp, fuzzReview}
+)
+
 // Tokens sealed once, offline, with keyA and keyB (both in the fuzz ring)
-// and with keyC (not in it), from fuzzClaims at fuzzNow. They are the only
-// strings besides those sealed during the run that may open, and they seed
-// the corpus (testdata/fuzz/FuzzOpen) with truncations and bit flips.
+// and with keyC (not in it), from fuzzClaims at fuzzNow, each with its
+// fuzzBindings entry; and with keyA for fuzzOtherApp. genuineA and genuineB
+// are the only strings besides those sealed during the run that may open,
+// and only with their own binding; all of them seed the corpus
+// (testdata/fuzz/FuzzOpen) with truncations and bit flips. To make them
+// again: go test -run TestPrintFuzzTokens -print-fuzz-tokens ./module/session
 var (
 	keyC = bytes.Repeat([]byte{0xC3}, session.KeySize)
 
 	genuineA = []string{
-		"AbtZZI07Bm1K0iFouGjq2bkNbYAP73uZgoW3FP1p9mXxn8NgwZ9uTJ5k_1nDEDDpkydp6OsZ7VCRQ9fj810sbjN3c-_xd_1PQs3oSYikyduKNRY5jg",
-		"AbtZZI3Gwzle5yf-JpnasiorIlDTgEmVdMm7fDjt767IQoL78wTxbIAf8L7xg6dqMAayM7tZ7VgM9xJELqVRc2395q36jw",
+		"ArtZZI0cD_7hoJsSUxQT6YfZpvMZyN27cqMIOP_zcxtXtmk_jF51jRQhlLNkKVfiCOyIHEqCg_njr1zbhHIMNlVwdxTN8HACVMd1tEL0D0UZls_A-TE0TWY",
+		"ArtZZI0t7A3i8q2lFJHqMxWdACo1KTWZ-X0qtyQnsGC6-QBLbaGXWk8OyHWtaVrmn-hSnbz8OKhcHnCXt8FUIEGKAWt84XALKfk",
 	}
+
 	genuineB = []string{
-		"AeW0X1o5ztR_icTBsnOXbpvayyEpwr5CHbnb8Kl_YrKJYOe3Diz3jrnuxXHa8ggovaiTkfitiVF-o_vb9AS5-t22pXIPyGWtdBMUjpnhu29JtX-IEQ",
-		"AeW0X1okq14zsZKTBtOAo-cg7n54BBn-s1Kv_SqmtywWV6-Dh8rGAMoaEe42uTJa3MVOXLC4ZJH06vA2LNW7RdXYfBzZMQ",
+		"AuW0X1ocD_7hH6d99Mm6vowi2dQB7ZD2uhTGHeFwk_HTugcYgXq-dOD9mA9Zyo1XNK6msT5KGLKHnUWgpEdCcNFGEZ60jXe4UPzK5P6c_6hVw-zug7ZzhgM",
+		"AuW0X1ot7A3i7KNGXBkSwVEq2so2ekvOIr5ERqcHkTDjWTAwVugenikp-H_GPWb0WjquvgbMmwBQZPdvcx8A5AvifqZ1L-o2_tY",
 	}
+
 	foreignC = []string{
-		"AUcDXOTNYEslh6Ykbk645z_rhEzYiLWz-syPf_OsvJgTBE7YLAHx5zA1-Q9WllHaGHHoKreXIsD2j5lbddTk0DFvzl9dF_efN9mwYninyhE26313uA",
-		"AUcDXOSBtxL6b_DiZOFB1tJMKNt_e_CbjRFYjYbskxuAKCwApH-tfSbodTzQ5W3crUaLpskycgTOfQUWJLIPvFFxdczqQA",
+		"AkcDXOQcD_7hU8E5KqN_Djpr5HKtPZh7Rg98yOW5oyHPiRFJy8w52Eb5u3_OModTTj2DQsOswmXX_Fka8_V-RRFUXbQsgubkBufdigOuXmzgbJ9bBPjCczI",
+		"AkcDXOQt7A3iF3C2o_9h7hcM-hPzkVQNjhZ0QekKEaYaqSFEXGQw2nQ5cQ6KiQZK0cLBxeNXp4PPcxpJhbh4fpNt6wGkFQA4UN0",
+	}
+
+	otherApp = []string{
+		"ArtZZI0cD_7hM4gFeXcupPdXPtgrwUVw6DPuRIl4Ey7JAAhUISVOHFyMzgNNPKAZzy8yT80mZss1HSPAS06FnqpY5ZF1ZbPp6xP8wgzvzPnHhpQPDakdiHU",
+		"ArtZZI0cD_7hwq13yRy-mgo0JomEVVU-PLySnpKo91JELlhx1jbvMns_2uPZPNNPAtUs7Nuyh2fbdEYnOQWbsaZy7TB09FTRc3o",
 	}
 )
 
@@ -46,64 +75,71 @@ func fuzzClaims() []session.Claims {
 }
 
 // genuine maps the raw bytes of every token the fuzz ring sealed to the
-// claims it was sealed with (ID left zero).
+// claims (ID left zero) and the binding it was sealed with.
 type genuine struct {
 	mu     sync.Mutex
-	claims map[string]session.Claims
+	claims map[string]sealed
 }
 
-func (g *genuine) add(tok string, c session.Claims) {
+type sealed struct {
+	claims  session.Claims
+	binding int // index in fuzzBindings
+}
+
+func (g *genuine) add(tok string, c session.Claims, binding int) {
 	raw, err := base64.RawURLEncoding.DecodeString(tok)
 	if err != nil {
 		panic("a sealed token is not base64url: " + err.Error())
 	}
 	c.ID = session.ID{}
 	g.mu.Lock()
-	g.claims[string(raw)] = c
+	g.claims[string(raw)] = sealed{c, binding}
 	g.mu.Unlock()
 }
 
-func (g *genuine) lookup(raw []byte) (session.Claims, bool) {
+func (g *genuine) lookup(raw []byte) (sealed, bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	c, ok := g.claims[string(raw)]
-	return c, ok
+	s, ok := g.claims[string(raw)]
+	return s, ok
 }
 
 // openSeeds are the genuine and foreign tokens with truncations, bit flips
-// and other spellings: the seed corpus of FuzzOpen.
+// (of the version, key id, hint, nonce, ciphertext and tag) and other
+// spellings: the seed corpus of FuzzOpen.
 func openSeeds() []string {
 	var seeds []string
-	for _, tok := range append(append(append([]string{}, genuineA...), genuineB...), foreignC...) {
+	for _, tok := range slices.Concat(genuineA, genuineB, foreignC, otherApp) {
 		seeds = append(seeds, tok, tok[:len(tok)-1], tok[:len(tok)/2], tok+"A", " "+tok, strings.ToUpper(tok))
 		raw, _ := base64.RawURLEncoding.DecodeString(tok)
-		for _, i := range []int{0, 1, 5, 17, len(raw) / 2, len(raw) - 17, len(raw) - 1} {
+		for _, i := range []int{0, 1, 5, 9, 21, len(raw) / 2, len(raw) - 17, len(raw) - 1} {
 			b := bytes.Clone(raw)
 			b[i] ^= 0x01
 			seeds = append(seeds, base64.RawURLEncoding.EncodeToString(b))
 		}
 		seeds = append(seeds, base64.StdEncoding.EncodeToString(raw)) // padded, standard alphabet
 	}
-	return append(seeds, "", "Bearer x", strings.Repeat("A", 44), strings.Repeat("_", 2049), "\x00\xff\xfe")
+	return append(seeds, "", "Bearer x", strings.Repeat("A", 52), strings.Repeat("_", 2049), "\x00\xff\xfe")
 }
 
-// FuzzOpen: no string makes Open panic, and only what the ring sealed
-// opens, to exactly the claims it was sealed with.
+// FuzzOpen: no string makes Open or HintOf panic, and only what the ring
+// sealed opens, with the binding it was sealed with only, to exactly the
+// claims it was sealed with.
 func FuzzOpen(f *testing.F) {
 	ring := mustRing(f, keyA, keyB)
-	known := &genuine{claims: map[string]session.Claims{}}
+	known := &genuine{claims: map[string]sealed{}}
 	for i, c := range fuzzClaims() {
-		known.add(genuineA[i], c)
-		known.add(genuineB[i], c)
+		known.add(genuineA[i], c, i)
+		known.add(genuineB[i], c, i)
 	}
 	// A token sealed now opens too. (It is not a seed: every fuzz worker
 	// process seals its own, so a worker would not know another's.)
 	live := fuzzClaims()[0]
-	liveTok, liveID, err := ring.Seal(&live)
+	liveTok, liveID, err := ring.Seal(&live, fuzzCorp)
 	if err != nil {
 		f.Fatal(err)
 	}
-	if got, err := ring.Open(liveTok, fuzzNow); err != nil || got.ID != liveID || got.UserID != live.UserID {
+	if got, err := ring.Open(liveTok, fuzzNow, fuzzCorp); err != nil || got.ID != liveID || got.UserID != live.UserID {
 		f.Fatalf("fresh token: %+v, %v", got, err)
 	}
 
@@ -112,39 +148,127 @@ func FuzzOpen(f *testing.F) {
 	}
 
 	f.Fuzz(func(t *testing.T, tok string) {
-		c, err := ring.Open(tok, fuzzNow.Add(time.Hour))
-		if err != nil {
-			if !errors.Is(err, session.ErrMalformed) && !errors.Is(err, session.ErrUnknownKey) &&
-				!errors.Is(err, session.ErrForged) && !errors.Is(err, session.ErrExpired) {
-				t.Fatalf("Open(%q) = %v: not one of the documented errors", tok, err)
+		hint, herr := session.HintOf(tok)
+		if herr != nil && !errors.Is(herr, session.ErrMalformed) {
+			t.Fatalf("HintOf(%q) = %v: not ErrMalformed", tok, herr)
+		}
+		for bi, b := range fuzzBindings {
+			c, err := ring.Open(tok, fuzzNow.Add(time.Hour), b)
+			if err != nil {
+				if !errors.Is(err, session.ErrMalformed) && !errors.Is(err, session.ErrUnknownKey) &&
+					!errors.Is(err, session.ErrForged) && !errors.Is(err, session.ErrExpired) {
+					t.Fatalf("Open(%q) = %v: not one of the documented errors", tok, err)
+				}
+				if errors.Is(err, session.ErrExpired) {
+					// Only authentic tokens can be expired; none of ours is yet.
+					t.Fatalf("Open(%q) = ErrExpired: the token is authentic but was never sealed to expire now", tok)
+				}
+				if c != (session.Claims{}) {
+					t.Fatalf("Open(%q) failed with %v but returned claims %+v", tok, err, c)
+				}
+				continue
 			}
-			if errors.Is(err, session.ErrExpired) {
-				// Only authentic tokens can be expired; none of ours is yet.
-				t.Fatalf("Open(%q) = ErrExpired: the token is authentic but was never sealed to expire now", tok)
+			raw, derr := base64.RawURLEncoding.DecodeString(tok)
+			if derr != nil {
+				t.Fatalf("Open accepted %q, which is not base64url: %v", tok, derr)
 			}
-			if c != (session.Claims{}) {
-				t.Fatalf("Open(%q) failed with %v but returned claims %+v", tok, err, c)
+			want, ok := known.lookup(raw)
+			if !ok {
+				t.Fatalf("Open accepted %q, which the ring never sealed, as %+v", tok, c)
 			}
-			return
-		}
-		raw, derr := base64.RawURLEncoding.DecodeString(tok)
-		if derr != nil {
-			t.Fatalf("Open accepted %q, which is not base64url: %v", tok, derr)
-		}
-		want, ok := known.lookup(raw)
-		if !ok {
-			t.Fatalf("Open accepted %q, which the ring never sealed, as %+v", tok, c)
-		}
-		var id session.ID
-		copy(id[:], raw[5:17])
-		if c.ID != id {
-			t.Fatalf("Open(%q) gave ID %x, want the nonce %x", tok, c.ID, id)
-		}
-		c.ID = session.ID{}
-		if c != want {
-			t.Fatalf("Open(%q) = %+v, want the sealed %+v", tok, c, want)
+			if want.binding != bi {
+				t.Fatalf("Open accepted %q with binding %d; it was sealed with binding %d", tok, bi, want.binding)
+			}
+			// What opens has its binding's hint, as HintOf reads it (unless
+			// CR or LF, which decoding skips, shift the header).
+			if !strings.ContainsAny(tok, "\r\n") && (herr != nil || hint != b.Hint) {
+				t.Fatalf("HintOf(%q) = %#x, %v; it opened with hint %#x", tok, hint, herr, b.Hint)
+			}
+			var id session.ID
+			copy(id[:], raw[9:21])
+			if c.ID != id {
+				t.Fatalf("Open(%q) gave ID %x, want the nonce %x", tok, c.ID, id)
+			}
+			c.ID = session.ID{}
+			if c != want.claims {
+				t.Fatalf("Open(%q) = %+v, want the sealed %+v", tok, c, want.claims)
+			}
 		}
 	})
+}
+
+var printFuzzTokens = flag.Bool("print-fuzz-tokens", false, "TestPrintFuzzTokens: print fresh genuineA, genuineB, foreignC and otherApp")
+
+// TestPrintFuzzTokens makes the tokens above anew, for a change of format.
+// Then rewrite the seed corpus: go test -run TestFuzzOpenCorpus -write-fuzz-corpus.
+func TestPrintFuzzTokens(t *testing.T) {
+	if !*printFuzzTokens {
+		t.Skip("needs -print-fuzz-tokens")
+	}
+	for _, set := range []struct {
+		name    string
+		key     []byte
+		binding func(i int) session.Binding
+	}{
+		{"genuineA", keyA, func(i int) session.Binding { return fuzzBindings[i] }},
+		{"genuineB", keyB, func(i int) session.Binding { return fuzzBindings[i] }},
+		{"foreignC", keyC, func(i int) session.Binding { return fuzzBindings[i] }},
+		{"otherApp", keyA, func(int) session.Binding { return fuzzOtherApp }},
+	} {
+		fmt.Printf("\t%s = []string{\n", set.name)
+		for i, c := range fuzzClaims() {
+			tok, _, err := mustRing(t, set.key).Seal(&c, set.binding(i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			fmt.Printf("\t\t%q,\n", tok)
+		}
+		fmt.Printf("\t}\n")
+	}
+}
+
+var writeFuzzCorpus = flag.Bool("write-fuzz-corpus", false, "TestFuzzOpenCorpus: rewrite testdata/fuzz/FuzzOpen from openSeeds")
+
+// The stored corpus is openSeeds, so that `go test -fuzz FuzzOpen` starts
+// from tokens of the current format.
+func TestFuzzOpenCorpus(t *testing.T) {
+	dir := filepath.Join("testdata", "fuzz", "FuzzOpen")
+	seeds := openSeeds()
+	if *writeFuzzCorpus {
+		old, _ := filepath.Glob(filepath.Join(dir, "seed-*"))
+		for _, p := range old {
+			if err := os.Remove(p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i, s := range seeds {
+			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("seed-%03d", i)), corpusEntry(s), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	files, err := filepath.Glob(filepath.Join(dir, "seed-*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != len(seeds) {
+		t.Fatalf("%s holds %d seeds, openSeeds %d; rewrite it with -write-fuzz-corpus", dir, len(files), len(seeds))
+	}
+	for i, s := range seeds {
+		p := filepath.Join(dir, fmt.Sprintf("seed-%03d", i))
+		got, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, corpusEntry(s)) {
+			t.Fatalf("%s is not openSeeds()[%d]; rewrite the corpus with -write-fuzz-corpus", p, i)
+		}
+	}
+}
+
+// corpusEntry is a one-string seed file as `go test -fuzz` writes it.
+func corpusEntry(s string) []byte {
+	return []byte("go test fuzz v1\nstring(" + strconv.Quote(s) + ")\n")
 }
 
 // FuzzSealRoundTrip: whatever a login puts into a session comes back out
@@ -152,11 +276,11 @@ func FuzzOpen(f *testing.F) {
 // then refuses.
 func FuzzSealRoundTrip(f *testing.F) {
 	ring := mustRing(f, keyA, keyB)
-	f.Add("zhangsan", "wwacme", "acme", "张三", "1,2", false, int64(1_800_000_000), uint32(86400))
-	f.Add("review:reviewer", "", "", "reviewer", "", true, int64(0), uint32(1))
-	f.Add("", "", "", "", "", false, int64(1), uint32(60))
-	f.Add("u\x00\xff", "c\r\n", "名", "\xe4\xb8", strings.Repeat("9", 300), true, int64(1<<40), uint32(1<<31))
-	f.Fuzz(func(t *testing.T, user, corpID, corp, name, depts string, review bool, iat int64, life uint32) {
+	f.Add("zhangsan", "wwacme", "acme", "张三", "1,2", false, int64(1_800_000_000), uint32(86400), uint32(0x1c0ffee1), "corp app\x00wwacme/0123456789abcdef")
+	f.Add("review:reviewer", "", "", "reviewer", "", true, int64(0), uint32(1), uint32(0x2dec0de2), "review")
+	f.Add("", "", "", "", "", false, int64(1), uint32(60), uint32(0), "")
+	f.Add("u\x00\xff", "c\r\n", "名", "\xe4\xb8", strings.Repeat("9", 300), true, int64(1<<40), uint32(1<<31), uint32(1<<32-1), strings.Repeat("\xff", 300))
+	f.Fuzz(func(t *testing.T, user, corpID, corp, name, depts string, review bool, iat int64, life uint32, hint uint32, data string) {
 		if iat < 0 || iat > 1<<40 || life == 0 {
 			return // times outside what a clock produces, or a token born expired
 		}
@@ -164,11 +288,12 @@ func FuzzSealRoundTrip(f *testing.F) {
 			UserID: user, CorpID: corpID, Corp: corp, Name: name, Departments: depts, Review: review,
 			IssuedAt: time.Unix(iat, 0), ExpiresAt: time.Unix(iat+int64(life), 0),
 		}
-		tok, id, err := ring.Seal(&in)
+		b := session.Binding{Hint: hint, Data: []byte(data)}
+		tok, id, err := ring.Seal(&in, b)
 		if err != nil {
 			return // refusing is fine: the login then fails instead of issuing a dud
 		}
-		out, err := ring.Open(tok, in.IssuedAt)
+		out, err := ring.Open(tok, in.IssuedAt, b)
 		if err != nil && len(tok) > 2048 {
 			t.Fatalf("Seal issued a %d-char token that Open refuses as too long (%v); see TestSealNeverIssuesUnopenableTokens", len(tok), err)
 		}
@@ -180,8 +305,24 @@ func FuzzSealRoundTrip(f *testing.F) {
 		if out != in {
 			t.Fatalf("round trip changed claims:\n got %+v\nwant %+v", out, in)
 		}
-		if _, err := ring.Open(tok, in.ExpiresAt); !errors.Is(err, session.ErrExpired) {
+		if _, err := ring.Open(tok, in.ExpiresAt, b); !errors.Is(err, session.ErrExpired) {
 			t.Fatalf("token opened at its expiry: %v", err)
+		}
+		if got, err := session.HintOf(tok); err != nil || got != hint {
+			t.Fatalf("HintOf = %#x, %v; sealed with hint %#x", got, err, hint)
+		}
+		// Any other binding refuses it: another app (data) or another hint.
+		for _, other := range []session.Binding{
+			{Hint: hint, Data: []byte(data + "x")},
+			{Hint: hint, Data: []byte(data)[:len(data)/2]},
+			{Hint: hint ^ 1, Data: []byte(data)},
+		} {
+			if bytes.Equal(other.Data, b.Data) && other.Hint == b.Hint {
+				continue // the half of "" is ""
+			}
+			if _, err := ring.Open(tok, in.IssuedAt, other); !errors.Is(err, session.ErrForged) {
+				t.Fatalf("token sealed for %q/%#x opened for %q/%#x: %v", data, hint, other.Data, other.Hint, err)
+			}
 		}
 	})
 }
@@ -198,11 +339,11 @@ func TestSealNeverIssuesUnopenableTokens(t *testing.T) {
 		ids = append(ids, "10000000"+string(rune('0'+i%10)))
 	}
 	in.Departments = strings.Join(ids, ",")
-	tok, _, err := ring.Seal(&in)
+	tok, _, err := ring.Seal(&in, appA)
 	if err != nil {
 		return // refused at issue: the login can answer an error
 	}
-	if _, err := ring.Open(tok, now); err != nil {
+	if _, err := ring.Open(tok, now, appA); err != nil {
 		t.Fatalf("Seal issued a %d-char token for %d bytes of departments that Open refuses (%v); "+
 			"session/ring.go Seal must return an error when the token would exceed maxTokenLen", len(tok), len(in.Departments), err)
 	}
@@ -214,14 +355,14 @@ func TestSealNeverIssuesUnopenableTokens(t *testing.T) {
 func TestTokenSpellingsShareID(t *testing.T) {
 	ring := mustRing(t, keyA)
 	c := sample()
-	tok, id, _ := ring.Seal(&c)
+	tok, id, _ := ring.Seal(&c, appA)
 	alphabet := "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 	for _, ch := range alphabet {
 		alt := tok[:len(tok)-1] + string(ch)
 		if alt == tok {
 			continue
 		}
-		out, err := ring.Open(alt, now)
+		out, err := ring.Open(alt, now, appA)
 		if err != nil {
 			continue
 		}

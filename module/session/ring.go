@@ -15,10 +15,13 @@ const (
 	// KeySize is the length of a session key: AES-256.
 	KeySize = 32
 
-	version    = 1
+	// version 2 added the binding hint; version 1 tokens no longer open.
+	version    = 2
 	kidSize    = 4
+	hintSize   = 4
 	nonceSize  = 12
-	headerSize = 1 + kidSize + nonceSize
+	adSize     = 1 + kidSize + hintSize // the header before the nonce
+	headerSize = adSize + nonceSize
 	tagSize    = 16
 
 	// maxTokenLen bounds the work an attacker can cause with a huge header.
@@ -84,35 +87,72 @@ func KeyID(key []byte) uint32 {
 	return binary.BigEndian.Uint32(sum[:kidSize])
 }
 
-// Seal encrypts c under the ring's first key. c.ID is ignored and the token's
-// own ID is returned.
-func (r *Ring) Seal(c *Claims) (string, ID, error) {
+// Seal encrypts c under the ring's first key, bound to b: only Open with
+// the same binding opens the token. c.ID is ignored and the token's own ID
+// is returned.
+func (r *Ring) Seal(c *Claims, b Binding) (string, ID, error) {
 	k := r.keys[0]
 	plain := appendClaims(make([]byte, 0, 96), c)
 
-	buf := make([]byte, headerSize, headerSize+len(plain)+tagSize)
-	buf[0] = version
-	binary.BigEndian.PutUint32(buf[1:], k.id)
+	// The additional data is b.Data followed by the header, so the token is
+	// laid out right after b.Data in one buffer and the additional data is
+	// a prefix of it: no second allocation to join them. The header's fixed
+	// length at the end keeps the concatenation unambiguous.
+	d := len(b.Data)
+	buf := make([]byte, d+headerSize, d+headerSize+len(plain)+tagSize)
+	copy(buf, b.Data)
+	hdr := buf[d:]
+	hdr[0] = version
+	binary.BigEndian.PutUint32(hdr[1:], k.id)
+	binary.BigEndian.PutUint32(hdr[1+kidSize:], b.Hint)
+	nonce := hdr[adSize:headerSize]
 	var id ID
-	if _, err := rand.Read(buf[1+kidSize : headerSize]); err != nil {
+	if _, err := rand.Read(nonce); err != nil {
 		return "", id, fmt.Errorf("session: nonce: %w", err)
 	}
-	copy(id[:], buf[1+kidSize:headerSize])
-	buf = k.aead.Seal(buf, buf[1+kidSize:headerSize], plain, buf[:1+kidSize])
-	if b64.EncodedLen(len(buf)) > maxTokenLen {
+	copy(id[:], nonce)
+	buf = k.aead.Seal(buf, nonce, plain, buf[:d+adSize])
+	tok := buf[d:]
+	if b64.EncodedLen(len(tok)) > maxTokenLen {
 		return "", id, fmt.Errorf("session: claims too large for a token (%d bytes)", len(plain))
 	}
-	return b64.EncodeToString(buf), id, nil
+	return b64.EncodeToString(tok), id, nil
 }
 
-// Open authenticates and decodes token, refusing it if it expired before now.
-func (r *Ring) Open(token string, now time.Time) (Claims, error) {
+// HintOf reads the binding hint of a token without opening it, so that the
+// caller can choose the binding to open it with. The hint is not yet
+// authenticated: Open checks it.
+func HintOf(token string) (uint32, error) {
+	// The header before the nonce encodes to whole characters (adSize is a
+	// multiple of 3, which the array length below enforces), so they decode
+	// alone.
+	const n = adSize / 3 * 4
+	var _ [0]struct{} = [adSize % 3]struct{}{}
+	if len(token) < n {
+		return 0, ErrMalformed
+	}
+	var hdr [adSize]byte
+	if m, err := b64.Decode(hdr[:], []byte(token[:n])); err != nil || m != adSize || hdr[0] != version {
+		return 0, ErrMalformed
+	}
+	return binary.BigEndian.Uint32(hdr[1+kidSize:]), nil
+}
+
+// Open authenticates and decodes token, refusing it if it expired before now
+// or was sealed with another binding than b (ErrForged, as if tampered with:
+// a token of another binding is no credential here).
+func (r *Ring) Open(token string, now time.Time, b Binding) (Claims, error) {
 	var c Claims
 	if len(token) > maxTokenLen || len(token) < b64.EncodedLen(headerSize+tagSize) {
 		return c, ErrMalformed
 	}
-	raw, err := b64.DecodeString(token)
-	// DecodeString skips CR and LF, so the decoded length is checked too.
+	// Decoded after a copy of b.Data, for the additional data (see Seal).
+	d := len(b.Data)
+	buf := make([]byte, d+b64.DecodedLen(len(token)))
+	copy(buf, b.Data)
+	n, err := b64.Decode(buf[d:], []byte(token))
+	raw := buf[d : d+n]
+	// Decode skips CR and LF, so the decoded length is checked too.
 	if err != nil || len(raw) < headerSize+tagSize || raw[0] != version {
 		return c, ErrMalformed
 	}
@@ -127,8 +167,11 @@ func (r *Ring) Open(token string, now time.Time) (Claims, error) {
 	if aead == nil {
 		return c, ErrUnknownKey
 	}
-	nonce := raw[1+kidSize : headerSize]
-	plain, err := aead.Open(raw[headerSize:headerSize], nonce, raw[headerSize:], raw[:1+kidSize])
+	if binary.BigEndian.Uint32(raw[1+kidSize:]) != b.Hint {
+		return c, ErrForged // GCM would refuse it too; this saves the work
+	}
+	nonce := raw[adSize:headerSize]
+	plain, err := aead.Open(raw[headerSize:headerSize], nonce, raw[headerSize:], buf[:d+adSize])
 	if err != nil {
 		return c, ErrForged
 	}

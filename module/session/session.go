@@ -8,10 +8,11 @@
 //
 // Layout, base64url without padding:
 //
-//	version(1) | key id(4) | nonce(12) | AES-GCM(claims) incl. tag(16)
+//	version(1) | key id(4) | binding hint(4) | nonce(12) | AES-GCM(claims) incl. tag(16)
 //
-// The version and key id are authenticated as additional data, so a token
-// cannot be moved to another key or format.
+// The binding's data, then version, key id and hint, are authenticated as
+// additional data, so a token cannot be moved to another key, format or
+// binding.
 package session
 
 import (
@@ -37,6 +38,20 @@ type Claims struct {
 	ExpiresAt time.Time
 }
 
+// Binding ties a token to what it was issued for (for the gateway: one
+// WeCom app, or review sign-in), so that one ring can serve several purposes
+// and a token of one is worthless at another. Seal and Open must be given
+// the same binding.
+type Binding struct {
+	// Hint travels in the token's clear header, so that the opener can pick
+	// the binding before decrypting (see HintOf). It is public: derive it
+	// from nothing secret. Different bindings may share a hint.
+	Hint uint32
+	// Data is authenticated but never sent: a token opens only with exactly
+	// the Data it was sealed with.
+	Data []byte
+}
+
 // ID names one issued token without revealing it.
 type ID [nonceSize]byte
 
@@ -45,6 +60,6 @@ type ID [nonceSize]byte
 var (
 	ErrMalformed  = errors.New("session: malformed token")
 	ErrUnknownKey = errors.New("session: token sealed with an unknown key")
-	ErrForged     = errors.New("session: token failed authentication")
+	ErrForged     = errors.New("session: token failed authentication") // also: sealed with another binding
 	ErrExpired    = errors.New("session: token expired")
 )

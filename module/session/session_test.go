@@ -15,6 +15,12 @@ var (
 	keyA = bytes.Repeat([]byte{0xA1}, session.KeySize)
 	keyB = bytes.Repeat([]byte{0xB2}, session.KeySize)
 	now  = time.Unix(1_800_000_000, 0)
+
+	// appA and appB are two apps of one corp: the same public hint (the corp
+	// id) and different data (the app). review has its own hint.
+	appA   = session.Binding{Hint: 0x5eed0001, Data: []byte("corp app\x00wwacme/aaaa")}
+	appB   = session.Binding{Hint: 0x5eed0001, Data: []byte("corp app\x00wwacme/bbbb")}
+	review = session.Binding{Hint: 0x5eed0002, Data: []byte("review")}
 )
 
 func sample() session.Claims {
@@ -39,11 +45,11 @@ func TestSealOpenRoundTrip(t *testing.T) {
 	for _, review := range []bool{false, true} {
 		in := sample()
 		in.Review = review
-		tok, id, err := r.Seal(&in)
+		tok, id, err := r.Seal(&in, appA)
 		if err != nil {
 			t.Fatal(err)
 		}
-		out, err := r.Open(tok, now.Add(time.Hour))
+		out, err := r.Open(tok, now.Add(time.Hour), appA)
 		if err != nil {
 			t.Fatalf("open: %v", err)
 		}
@@ -57,8 +63,8 @@ func TestSealOpenRoundTrip(t *testing.T) {
 func TestTokensAreShortAndUnique(t *testing.T) {
 	r := mustRing(t, keyA)
 	c := sample()
-	a, idA, _ := r.Seal(&c)
-	b, idB, _ := r.Seal(&c)
+	a, idA, _ := r.Seal(&c, appA)
+	b, idB, _ := r.Seal(&c, appA)
 	if a == b || idA == idB {
 		t.Fatal("two seals of the same claims gave the same token or id")
 	}
@@ -70,7 +76,7 @@ func TestTokensAreShortAndUnique(t *testing.T) {
 func TestOpenRefuses(t *testing.T) {
 	r := mustRing(t, keyA)
 	c := sample()
-	tok, _, _ := r.Seal(&c)
+	tok, _, _ := r.Seal(&c, appA)
 	raw, _ := base64.RawURLEncoding.DecodeString(tok)
 
 	flip := func(i int) string {
@@ -83,24 +89,29 @@ func TestOpenRefuses(t *testing.T) {
 		at    time.Time
 		want  error
 	}{
-		"empty":                      {"", now, session.ErrMalformed},
-		"not base64":                 {"!!!!" + tok[4:], now, session.ErrMalformed},
-		"truncated":                  {tok[:len(tok)-3], now, session.ErrForged},
-		"too short":                  {tok[:20], now, session.ErrMalformed},
-		"huge":                       {tok + string(bytes.Repeat([]byte("A"), 4096)), now, session.ErrMalformed},
-		"version":                    {flip(0), now, session.ErrMalformed},
-		"key id":                     {flip(2), now, session.ErrUnknownKey},
-		"nonce":                      {flip(8), now, session.ErrForged},
-		"ciphertext":                 {flip(len(raw) - 20), now, session.ErrForged},
-		"tag":                        {flip(len(raw) - 1), now, session.ErrForged},
-		"expired":                    {tok, now.Add(24 * time.Hour), session.ErrExpired},
-		"long expired":               {tok, now.Add(48 * time.Hour), session.ErrExpired},
-		"sealed by other":            {sealWith(t, keyB), now, session.ErrUnknownKey},
-		"short after CR/LF skipping": {strings.Repeat("\r", 40) + "AQAA", now, session.ErrMalformed},
+		"empty":           {"", now, session.ErrMalformed},
+		"not base64":      {"!!!!" + tok[4:], now, session.ErrMalformed},
+		"truncated":       {tok[:len(tok)-3], now, session.ErrForged},
+		"too short":       {tok[:20], now, session.ErrMalformed},
+		"huge":            {tok + string(bytes.Repeat([]byte("A"), 4096)), now, session.ErrMalformed},
+		"version":         {flip(0), now, session.ErrMalformed},
+		"old version":     {oldVersion(raw), now, session.ErrMalformed},
+		"key id":          {flip(2), now, session.ErrUnknownKey},
+		"hint":            {flip(7), now, session.ErrForged},
+		"nonce":           {flip(12), now, session.ErrForged},
+		"ciphertext":      {flip(len(raw) - 20), now, session.ErrForged},
+		"tag":             {flip(len(raw) - 1), now, session.ErrForged},
+		"expired":         {tok, now.Add(24 * time.Hour), session.ErrExpired},
+		"long expired":    {tok, now.Add(48 * time.Hour), session.ErrExpired},
+		"sealed by other": {sealWith(t, keyB), now, session.ErrUnknownKey},
+		"other app":       {sealFor(t, keyA, appB), now, session.ErrForged},
+		"review token":    {sealFor(t, keyA, review), now, session.ErrForged},
+		// Long enough for the length check; only the decoded length is short.
+		"short after CR/LF skipping": {strings.Repeat("\r", 60) + "AgAA", now, session.ErrMalformed},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			_, err := r.Open(tc.token, tc.at)
+			_, err := r.Open(tc.token, tc.at, appA)
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("Open = %v, want %v", err, tc.want)
 			}
@@ -108,26 +119,91 @@ func TestOpenRefuses(t *testing.T) {
 	}
 }
 
-func sealWith(t *testing.T, key []byte) string {
+// oldVersion re-labels a token as version 1, the format before bindings.
+func oldVersion(raw []byte) string {
+	b := bytes.Clone(raw)
+	b[0] = 1
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func sealWith(t *testing.T, key []byte) string { return sealFor(t, key, appA) }
+
+func sealFor(t *testing.T, key []byte, b session.Binding) string {
+	t.Helper()
 	c := sample()
-	tok, _, err := mustRing(t, key).Seal(&c)
+	tok, _, err := mustRing(t, key).Seal(&c, b)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return tok
 }
 
+// A token opens only with the binding it was sealed with: the same key,
+// hint and claims under another app's data are refused as forged.
+func TestBindingMustMatch(t *testing.T) {
+	r := mustRing(t, keyA)
+	all := map[string]session.Binding{
+		"appA": appA, "appB": appB, "review": review,
+		"appA other hint": {Hint: appA.Hint + 1, Data: appA.Data},
+		"no data":         {Hint: appA.Hint},
+	}
+	for sealName, sealB := range all {
+		c := sample()
+		tok, id, err := r.Seal(&c, sealB)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h, err := session.HintOf(tok); err != nil || h != sealB.Hint {
+			t.Errorf("HintOf(token sealed for %s) = %#x, %v; want %#x", sealName, h, err, sealB.Hint)
+		}
+		for openName, openB := range all {
+			out, err := r.Open(tok, now, openB)
+			switch {
+			case openName == sealName && (err != nil || out.ID != id):
+				t.Errorf("sealed and opened for %s: %v", sealName, err)
+			case openName != sealName && !errors.Is(err, session.ErrForged):
+				t.Errorf("sealed for %s, opened for %s: %v (claims %+v); want ErrForged", sealName, openName, err, out)
+			}
+		}
+	}
+}
+
+// HintOf reads only the clear header and refuses what is not one.
+func TestHintOf(t *testing.T) {
+	tok := sealFor(t, keyA, appA)
+	raw, _ := base64.RawURLEncoding.DecodeString(tok)
+	for name, bad := range map[string]string{
+		"empty": "", "short": tok[:11], "not base64": "!!!!" + tok[4:], "old version": oldVersion(raw),
+		"CR/LF inside": tok[:5] + "\r\n" + tok[5:],
+	} {
+		if h, err := session.HintOf(bad); !errors.Is(err, session.ErrMalformed) {
+			t.Errorf("%s: HintOf = %#x, %v; want ErrMalformed", name, h, err)
+		}
+	}
+	// A hint that does not match the token's is refused before decrypting,
+	// and one that matches alone opens nothing.
+	if _, err := mustRing(t, keyA).Open(tok, now, session.Binding{Hint: appA.Hint}); !errors.Is(err, session.ErrForged) {
+		t.Errorf("hint without the data opened: %v", err)
+	}
+}
+
 // Rotation: a ring with a new first key still opens tokens of the old one,
-// and new tokens are sealed with the new key only.
+// with their binding only, and new tokens are sealed with the new key only.
 func TestKeyRotation(t *testing.T) {
 	old := sealWith(t, keyA)
 	rotated := mustRing(t, keyB, keyA)
-	if _, err := rotated.Open(old, now); err != nil {
+	if _, err := rotated.Open(old, now, appA); err != nil {
 		t.Fatalf("rotated ring refused a token of the retired key: %v", err)
 	}
+	if _, err := rotated.Open(old, now, appB); !errors.Is(err, session.ErrForged) {
+		t.Fatalf("rotated ring opened a token of the retired key for another app: %v", err)
+	}
 	fresh := sealWith(t, keyB)
-	if _, err := mustRing(t, keyA).Open(fresh, now); !errors.Is(err, session.ErrUnknownKey) {
+	if _, err := mustRing(t, keyA).Open(fresh, now, appA); !errors.Is(err, session.ErrUnknownKey) {
 		t.Fatalf("old-only ring opened a token of the new key: %v", err)
+	}
+	if _, err := rotated.Open(fresh, now, appA); err != nil {
+		t.Fatalf("rotated ring refused its own token: %v", err)
 	}
 }
 
@@ -149,10 +225,10 @@ func TestNewRingValidates(t *testing.T) {
 func BenchmarkOpen(b *testing.B) {
 	r := mustRing(b, keyA)
 	c := sample()
-	tok, _, _ := r.Seal(&c)
+	tok, _, _ := r.Seal(&c, appA)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := r.Open(tok, now); err != nil {
+		if _, err := r.Open(tok, now, appA); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -163,7 +239,7 @@ func BenchmarkSeal(b *testing.B) {
 	c := sample()
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, _, err := r.Seal(&c); err != nil {
+		if _, _, err := r.Seal(&c, appA); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -47,9 +47,8 @@ const benchCorpID = "ww7f3a9c2e5b81d046"
 // benchWorld is a running Caddy with the gateway and the simulator, and a
 // direct handle on the provisioned wecom_auth handler.
 type benchWorld struct {
-	h    *wecomauth.Handler
-	sim  string        // simulator base URL
-	ring *session.Ring // the gateway's session key, to seal tokens directly
+	h   *wecomauth.Handler
+	sim string // simulator base URL
 }
 
 // startBenchWorld loads a Caddyfile whose simulator knows users u00000 …
@@ -60,10 +59,6 @@ func startBenchWorld(b *testing.B, users int) *benchWorld {
 	b.Helper()
 	ports := testcaddy.Ports(b, 2)
 	key := session.NewKey()
-	ring, err := session.NewRing(key)
-	if err != nil {
-		b.Fatal(err)
-	}
 	var ub strings.Builder
 	for i := range users {
 		fmt.Fprintf(&ub, "\t\t\tuser u%05d 用户%d {\n\t\t\t\tdepartment 1 %d\n\t\t\t}\n", i, i, 2+i%50)
@@ -99,7 +94,7 @@ http://:%[2]d {
 `, ports[0], ports[1], benchSecret, ub.String(), benchCorpID, base64.StdEncoding.EncodeToString(key))
 	testcaddy.Start(b, cfg)
 	h := findHandler(b)
-	return &benchWorld{h: h, sim: fmt.Sprintf("http://127.0.0.1:%d", ports[1]), ring: ring}
+	return &benchWorld{h: h, sim: fmt.Sprintf("http://127.0.0.1:%d", ports[1])}
 }
 
 // findHandler walks the running HTTP app's routes (Caddyfile sites are
@@ -323,7 +318,7 @@ func BenchmarkProtected(b *testing.B) {
 		now := time.Now()
 		auths := make([][]string, n)
 		for i := range auths {
-			tok, _, err := w.ring.Seal(&session.Claims{
+			tok, err := wecomauth.SealSession(w.h, &session.Claims{
 				UserID: "u00000", CorpID: benchCorpID, Corp: "acme", Name: "用户0", Departments: "1,2",
 				IssuedAt: now, ExpiresAt: now.Add(time.Hour),
 			})

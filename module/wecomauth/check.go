@@ -109,7 +109,7 @@ func cookiePair(pair string) (name, value string, ok bool) {
 // check opens a session token and decides whether its holder may pass now.
 func (h *Handler) check(ctx context.Context, token string) (*identity, *denial) {
 	now := h.now()
-	p, err := h.principals.open(h.ring, h.corpOf, token, now)
+	p, err := h.principals.open(h.ring, token, now)
 	if err != nil {
 		return nil, unauthenticated("the session is invalid or has expired; sign in again")
 	}
@@ -124,7 +124,9 @@ func (h *Handler) check(ctx context.Context, token string) (*identity, *denial) 
 		}
 		return &identity{sid: c.ID, UserID: c.UserID, Name: name, Review: true}, nil
 	}
-	corp := h.corpByID[c.CorpID]
+	// The token's binding proved its corp id and app; a renamed corp's
+	// sessions end all the same, as its name is in their headers.
+	corp := p.corp
 	if corp == nil || corp.name != c.Corp {
 		return nil, unauthenticated("the session's corp is no longer allowed; sign in again")
 	}

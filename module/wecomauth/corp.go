@@ -2,12 +2,14 @@ package wecomauth
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"strconv"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/wecomgate/wecomgate/module/session"
 	"github.com/wecomgate/wecomgate/module/wecom"
 )
 
@@ -18,10 +20,14 @@ type corp struct {
 	secret string
 	// app names the WeCom app (corp id and a hash of its secret): what
 	// WeCom says of a user depends on the app asking, and two sites may use
-	// two apps of one corp, so cached answers are keyed by it.
-	app   string
-	users map[string]bool // nil: everyone
-	depts map[string]bool // department ids as text, as sessions carry them; nil: every department
+	// two apps of one corp, so cached answers are keyed by it, and the
+	// corp's sessions are bound to it.
+	app string
+	// binding seals the corp's sessions to app (see boundRing): a token of
+	// another app must not carry what that app's login found into this one.
+	binding session.Binding
+	users   map[string]bool // nil: everyone
+	depts   map[string]bool // department ids as text, as sessions carry them; nil: every department
 }
 
 func newCorp(cfg CorpConfig, repl *caddy.Replacer) *corp {
@@ -32,6 +38,7 @@ func newCorp(cfg CorpConfig, repl *caddy.Replacer) *corp {
 	}
 	sum := sha256.Sum256([]byte(c.secret))
 	c.app = c.id + "/" + hex.EncodeToString(sum[:8])
+	c.binding = sessionBinding("corp\x00"+c.id, "corp\x00"+c.app)
 	if len(cfg.AllowUsers) > 0 {
 		c.users = make(map[string]bool, len(cfg.AllowUsers))
 		for _, u := range cfg.AllowUsers {
@@ -65,8 +72,15 @@ func (c *corp) admits(userID, departments string) bool {
 	return false
 }
 
-// corpOf finds a configured corp by corp id.
-func (h *Handler) corpOf(corpID string) *corp { return h.corpByID[corpID] }
+// sessionBinding makes a token binding whose hint is derived from public
+// alone: the hint travels in every token in the clear, and one derived from
+// the secret's hash would let anyone holding a token test guesses of a weak
+// secret offline. What must not be revealed goes in private, which only
+// GCM under the session key checks.
+func sessionBinding(public, private string) session.Binding {
+	sum := sha256.Sum256([]byte("wecomgate session binding\x00" + public))
+	return session.Binding{Hint: binary.BigEndian.Uint32(sum[:4]), Data: []byte(private)}
+}
 
 // corpByName finds a configured corp; "" means the first.
 func (h *Handler) corpByName(name string) *corp {

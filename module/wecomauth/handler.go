@@ -20,7 +20,6 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
-	"github.com/wecomgate/wecomgate/module/session"
 	"github.com/wecomgate/wecomgate/module/wecom"
 )
 
@@ -68,7 +67,7 @@ type Handler struct {
 
 	corps      []*corp
 	corpByID   map[string]*corp
-	ring       *session.Ring
+	ring       *boundRing
 	principals *principals
 	shared     *shared
 	sharedKey  string
@@ -160,7 +159,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("session_key: %w", err)
 	}
-	h.ring = ring
+	h.ring = newBoundRing(ring, h.corps)
 	h.principals = newPrincipals()
 
 	h.limiter = newFailureLimiter(h.LoginRate)

@@ -1,6 +1,8 @@
 package wecomauth
 
 import (
+	"errors"
+	"fmt"
 	"net/url"
 	"strings"
 	"sync"
@@ -16,6 +18,7 @@ const maxCachedTokens = 1 << 16
 // again, so each is decrypted once and its derived values kept.
 type principal struct {
 	claims  session.Claims
+	corp    *corp  // the corp whose app the token is bound to; nil for review sessions
 	userKey string // key of the user's facts
 	// asIssued is what the token itself says of the user: the login that
 	// issued it checked them.
@@ -29,6 +32,7 @@ func newPrincipal(c session.Claims, corp *corp) *principal {
 	}
 	return &principal{
 		claims:  c,
+		corp:    corp,
 		userKey: key,
 		asIssued: &userFacts{
 			checkedAt: c.IssuedAt, status: 1,
@@ -52,9 +56,9 @@ func newPrincipals() *principals {
 }
 
 // open returns the principal of a token that opens with ring and has not
-// expired at now; corpOf finds the configured corp a token names (nil for
-// review sessions and corps no longer configured).
-func (p *principals) open(ring *session.Ring, corpOf func(corpID string) *corp, token string, now time.Time) (*principal, error) {
+// expired at now. A cached token was opened, and its binding checked, by
+// this handler's ring, so a hit checks only the expiry.
+func (p *principals) open(ring *boundRing, token string, now time.Time) (*principal, error) {
 	p.mu.RLock()
 	pr, current := p.cur[token]
 	if pr == nil {
@@ -70,11 +74,11 @@ func (p *principals) open(ring *session.Ring, corpOf func(corpID string) *corp, 
 		}
 		return pr, nil
 	}
-	c, err := ring.Open(token, now)
+	c, corp, err := ring.open(token, now)
 	if err != nil {
 		return nil, err
 	}
-	pr = newPrincipal(c, corpOf(c.CorpID))
+	pr = newPrincipal(c, corp)
 	p.store(token, pr)
 	return pr, nil
 }
@@ -89,4 +93,85 @@ func (p *principals) store(token string, pr *principal) {
 	}
 	p.cur[token] = pr
 	p.mu.Unlock()
+}
+
+// boundRing seals and opens one handler's session tokens, each bound
+// (session.Binding) to what issued it: a corp session to the corp's WeCom
+// app (corp id and a hash of the secret), a review session to
+// reviewBinding. Sites that share the generated key but use two apps of one
+// corp thus refuse each other's tokens, as a forged token is refused; a new
+// secret ends the corp's sessions; instances, reloads and handlers with the
+// same corp accept them, whatever other corps they configure.
+//
+// The binding is chosen before decrypting, from the token's clear hint (a
+// hash of the corp id, or review's): a token costs one decryption however
+// many corps there are, rather than one per corp. Only a 32-bit hint
+// collision between two configured corp ids (or one and review) costs a
+// second. The check happens once per token: principals caches the result.
+type boundRing struct {
+	ring   *session.Ring
+	byID   map[string]*corp
+	byHint map[uint32][]*corp // a nil *corp stands for review sessions
+}
+
+func newBoundRing(ring *session.Ring, corps []*corp) *boundRing {
+	r := &boundRing{
+		ring:   ring,
+		byID:   make(map[string]*corp, len(corps)),
+		byHint: map[uint32][]*corp{reviewBinding.Hint: {nil}},
+	}
+	for _, c := range corps {
+		r.byID[c.id] = c
+		r.byHint[c.binding.Hint] = append(r.byHint[c.binding.Hint], c)
+	}
+	return r
+}
+
+// Seal seals c bound to review sign-in or to the app of the corp it names.
+func (r *boundRing) Seal(c *session.Claims) (string, session.ID, error) {
+	b := reviewBinding
+	if !c.Review {
+		corp := r.byID[c.CorpID]
+		if corp == nil {
+			return "", session.ID{}, fmt.Errorf("sealing a session for corp id %q: no such corp configured", c.CorpID)
+		}
+		b = corp.binding
+	}
+	return r.ring.Seal(c, b)
+}
+
+// Open opens a token sealed for one of this handler's corps or for review.
+func (r *boundRing) Open(token string, now time.Time) (session.Claims, error) {
+	c, _, err := r.open(token, now)
+	return c, err
+}
+
+// open is Open that also returns the corp the token is bound to (nil for
+// review sessions).
+func (r *boundRing) open(token string, now time.Time) (session.Claims, *corp, error) {
+	hint, err := session.HintOf(token)
+	if err != nil {
+		return session.Claims{}, nil, err
+	}
+	// No corp here has this hint: to this handler the token is as good as
+	// forged (say, of a corp that is no longer configured).
+	err = session.ErrForged
+	for _, corp := range r.byHint[hint] {
+		b := reviewBinding
+		if corp != nil {
+			b = corp.binding
+		}
+		var c session.Claims
+		c, err = r.ring.Open(token, now, b)
+		if errors.Is(err, session.ErrForged) {
+			continue // perhaps the other of a hint collision
+		}
+		if err == nil && (c.Review != (corp == nil) || corp != nil && c.CorpID != corp.id) {
+			// Authentic but not what Seal makes for this binding: only
+			// another program holding the key could have made it.
+			return session.Claims{}, nil, session.ErrMalformed
+		}
+		return c, corp, err
+	}
+	return session.Claims{}, nil, err
 }

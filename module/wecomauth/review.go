@@ -14,6 +14,11 @@ import (
 // holds a colon.
 const reviewUserPrefix = "review:"
 
+// reviewBinding seals review sessions. They belong to no corp, and a binding
+// of their own keeps a review token from ever opening as a corp session or
+// a corp token as a review session, whatever the claims inside say.
+var reviewBinding = sessionBinding("review", "review")
+
 // ReviewConfig enables account/password sign-in for the app-store review.
 // Review sessions reach only the Allow paths.
 type ReviewConfig struct {
