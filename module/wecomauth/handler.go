@@ -159,7 +159,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("session_key: %w", err)
 	}
-	h.ring = newBoundRing(ring, h.corps)
+	h.ring = newBoundRing(ring, h.corpByID)
 	h.principals = newPrincipals()
 
 	h.limiter = newFailureLimiter(h.LoginRate)

@@ -110,18 +110,17 @@ func (p *principals) store(token string, pr *principal) {
 // second. The check happens once per token: principals caches the result.
 type boundRing struct {
 	ring   *session.Ring
-	byID   map[string]*corp
+	byID   map[string]*corp   // the handler's corps by corp id (shared, read-only)
 	byHint map[uint32][]*corp // a nil *corp stands for review sessions
 }
 
-func newBoundRing(ring *session.Ring, corps []*corp) *boundRing {
+func newBoundRing(ring *session.Ring, byID map[string]*corp) *boundRing {
 	r := &boundRing{
 		ring:   ring,
-		byID:   make(map[string]*corp, len(corps)),
+		byID:   byID,
 		byHint: map[uint32][]*corp{reviewBinding.Hint: {nil}},
 	}
-	for _, c := range corps {
-		r.byID[c.id] = c
+	for _, c := range byID {
 		r.byHint[c.binding.Hint] = append(r.byHint[c.binding.Hint], c)
 	}
 	return r

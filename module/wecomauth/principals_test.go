@@ -18,7 +18,11 @@ func testRing(t testing.TB, corps ...*corp) *boundRing {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return newBoundRing(ring, corps)
+	byID := make(map[string]*corp, len(corps))
+	for _, c := range corps {
+		byID[c.id] = c
+	}
+	return newBoundRing(ring, byID)
 }
 
 func testCorp(name, id, secret string) *corp {
