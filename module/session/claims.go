@@ -9,21 +9,41 @@ import (
 // Claims travel as a compact binary record rather than JSON: tokens ride in
 // every request header, and a third of their size is saved this way.
 //
-//	flags(1) | issued unix(uvarint) | lifetime s(uvarint) | 5 × (len uvarint | bytes)
+//	flags(1) | issued unix(uvarint) | lifetime s(uvarint) | [check age s(uvarint)] | 5 × (len uvarint | bytes)
+//
+// The check age is there only with flagCheckedEarlier, so tokens sealed
+// before it existed open unchanged.
 
-const flagReview = 1
+const (
+	flagReview         = 1
+	flagCheckedEarlier = 2 // the user was checked before the token was issued
+	flagUnchecked      = 4 // the token carries no user facts to rely on
+)
 
 var errShort = errors.New("short claims")
 
 func appendClaims(b []byte, c *Claims) []byte {
 	var flags byte
+	iat := c.IssuedAt.Unix()
+	age := int64(0)
+	if !c.CheckedAt.IsZero() {
+		age = max(iat-c.CheckedAt.Unix(), 0)
+	}
 	if c.Review {
 		flags |= flagReview
 	}
+	if age > 0 {
+		flags |= flagCheckedEarlier
+	}
+	if c.Unchecked {
+		flags |= flagUnchecked
+	}
 	b = append(b, flags)
-	iat := c.IssuedAt.Unix()
 	b = binary.AppendUvarint(b, uint64(iat))
 	b = binary.AppendUvarint(b, uint64(max(c.ExpiresAt.Unix()-iat, 0)))
+	if age > 0 {
+		b = binary.AppendUvarint(b, uint64(age))
+	}
 	for _, s := range [...]string{c.UserID, c.CorpID, c.Corp, c.Name, c.Departments} {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
@@ -35,7 +55,9 @@ func decodeClaims(b []byte, c *Claims) error {
 	if len(b) < 1 {
 		return errShort
 	}
-	c.Review = b[0]&flagReview != 0
+	flags := b[0]
+	c.Review = flags&flagReview != 0
+	c.Unchecked = flags&flagUnchecked != 0
 	b = b[1:]
 	iat, n := binary.Uvarint(b)
 	if n <= 0 {
@@ -49,6 +71,14 @@ func decodeClaims(b []byte, c *Claims) error {
 	b = b[n:]
 	c.IssuedAt = time.Unix(int64(iat), 0)
 	c.ExpiresAt = time.Unix(int64(iat+life), 0)
+	if flags&flagCheckedEarlier != 0 {
+		age, n := binary.Uvarint(b)
+		if n <= 0 || age > iat {
+			return errShort
+		}
+		b = b[n:]
+		c.CheckedAt = time.Unix(int64(iat-age), 0)
+	}
 
 	// One allocation for all strings: they are slices of a single copy.
 	all := string(b)

@@ -114,7 +114,7 @@ func (r *Ring) Seal(c *Claims, b Binding) (string, ID, error) {
 	buf = k.aead.Seal(buf, nonce, plain, buf[:d+adSize])
 	tok := buf[d:]
 	if b64.EncodedLen(len(tok)) > maxTokenLen {
-		return "", id, fmt.Errorf("session: claims too large for a token (%d bytes)", len(plain))
+		return "", id, fmt.Errorf("%w (%d bytes of claims)", ErrTooLarge, len(plain))
 	}
 	return b64.EncodeToString(tok), id, nil
 }

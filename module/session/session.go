@@ -36,6 +36,21 @@ type Claims struct {
 
 	IssuedAt  time.Time
 	ExpiresAt time.Time
+	// CheckedAt is when WeCom confirmed the user, if before IssuedAt; zero
+	// means at issue (see Checked). A replayed login code reuses an
+	// earlier check, and its token must not pass for a newer one.
+	CheckedAt time.Time
+	// Unchecked marks a token that carries no usable user facts (they did
+	// not fit): an instance that has none of its own asks WeCom first.
+	Unchecked bool
+}
+
+// Checked returns when WeCom confirmed the token's user.
+func (c *Claims) Checked() time.Time {
+	if c.CheckedAt.IsZero() || c.CheckedAt.After(c.IssuedAt) {
+		return c.IssuedAt
+	}
+	return c.CheckedAt
 }
 
 // Binding ties a token to what it was issued for (for the gateway: one
@@ -63,3 +78,6 @@ var (
 	ErrForged     = errors.New("session: token failed authentication") // also: sealed with another binding
 	ErrExpired    = errors.New("session: token expired")
 )
+
+// ErrTooLarge is returned by Seal when the claims do not fit a token.
+var ErrTooLarge = errors.New("session: claims too large for a token")

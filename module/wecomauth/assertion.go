@@ -7,10 +7,12 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -22,16 +24,26 @@ import (
 // The upstream assertion lets a backend verify who is calling even if
 // someone reaches it around the gateway: a short-lived ES256 JWT in
 // X-WeCom-Assertion, verifiable with the keys at {endpoints}/jwks.json.
+//
+// An assertion is worth something only where it was meant to go, so
+// everything that scopes it comes from the configuration, never from the
+// request: the audience is configured, each audience has a signing key of
+// its own (one site's assertion never verifies with another site's keys),
+// and the claims name the method and path it was issued for.
 const (
 	headerAssertion     = "X-WeCom-Assertion"
-	assertionKeyName    = "wecomgate/assertion_key.pem"
+	assertionKeyPrefix  = "wecomgate/assertion/"
 	assertionIssuer     = "wecomgate"
 	defaultAssertionTTL = time.Minute
+	// maxCachedAssertions bounds the reuse cache: its keys include the
+	// path, which a signed-in client chooses freely.
+	maxCachedAssertions = 1 << 14
 )
 
 // AssertionConfig turns on the signed upstream assertion.
 type AssertionConfig struct {
-	// The JWT's aud. Default: the request's host (the site).
+	// The JWT's aud: the name the backend checks, e.g. its own host
+	// name. Required.
 	Audience string `json:"audience,omitempty"`
 	// Lifetime of an assertion. Default: 1m.
 	TTL caddy.Duration `json:"ttl,omitempty"`
@@ -48,7 +60,12 @@ type asserter struct {
 }
 
 // assertionClaims are the JWT's claims besides the registered ones.
+// Method and Path are the request's as the gateway saw it (before any
+// rewrite such as handle_path's): a backend compares them with the
+// request it got, so an assertion is not replayed on another path.
 type assertionClaims struct {
+	Method     string `json:"method"`
+	Path       string `json:"path"`
 	CorpID     string `json:"corpid,omitempty"`
 	Corp       string `json:"corp,omitempty"`
 	Name       string `json:"name,omitempty"`
@@ -56,18 +73,37 @@ type assertionClaims struct {
 	Review     bool   `json:"review,omitempty"`
 }
 
+// validate checks what Provision cannot default.
+func (cfg *AssertionConfig) validate() error {
+	if strings.TrimSpace(cfg.Audience) == "" {
+		return fmt.Errorf("assertion: an audience is required (the name your backend checks as the JWT's aud, e.g. its host name)")
+	}
+	return nil
+}
+
+// assertionKeyName is where the signing key of an audience is kept. Sites
+// sharing storage share a key only if they share the audience.
+func assertionKeyName(audience string) string {
+	sum := sha256.Sum256([]byte(audience))
+	return assertionKeyPrefix + hex.EncodeToString(sum[:12]) + ".pem"
+}
+
 func newAsserter(ctx caddy.Context, cfg *AssertionConfig) (*asserter, error) {
-	pemBytes, err := storedSecret(ctx, assertionKeyName, newAssertionKey)
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	name := assertionKeyName(cfg.Audience)
+	pemBytes, err := storedSecret(ctx, name, newAssertionKey)
 	if err != nil {
 		return nil, err
 	}
 	block, _ := pem.Decode(pemBytes)
 	if block == nil {
-		return nil, fmt.Errorf("stored %s is not PEM", assertionKeyName)
+		return nil, fmt.Errorf("stored %s is not PEM", name)
 	}
 	key, err := x509.ParseECPrivateKey(block.Bytes)
 	if err != nil {
-		return nil, fmt.Errorf("stored %s: %w", assertionKeyName, err)
+		return nil, fmt.Errorf("stored %s: %w", name, err)
 	}
 	pub, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
 	if err != nil {
@@ -107,31 +143,29 @@ func newAssertionKey() []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der})
 }
 
-// sign returns the assertion for an admitted request.
-func (a *asserter) sign(r *http.Request, id *identity, now time.Time) (string, error) {
-	aud := a.audience
-	if aud == "" {
-		aud = r.Host
-	}
-	key := string(id.sid[:]) + "\x00" + aud + "\x00" + id.Name + "\x00" + id.Departments
+// sign returns the assertion for an admitted request to method and path.
+func (a *asserter) sign(method, path string, id *identity, now time.Time) (string, error) {
+	key := string(id.sid[:]) + "\x00" + method + "\x00" + path + "\x00" + id.Name + "\x00" + id.Departments
 	if v, ok := a.issued.Get(key); ok {
 		return v.(string), nil
 	}
 	std := jwt.Claims{
 		Issuer:   assertionIssuer,
 		Subject:  id.UserID,
-		Audience: jwt.Audience{aud},
+		Audience: jwt.Audience{a.audience},
 		IssuedAt: jwt.NewNumericDate(now),
 		// A little leeway before now for clocks that run behind.
 		NotBefore: jwt.NewNumericDate(now.Add(-5 * time.Second)),
 		Expiry:    jwt.NewNumericDate(now.Add(a.ttl)),
 	}
-	extra := assertionClaims{CorpID: id.CorpID, Corp: id.Corp, Name: id.Name, Department: id.Departments, Review: id.Review}
+	extra := assertionClaims{Method: method, Path: path, CorpID: id.CorpID, Corp: id.Corp, Name: id.Name, Department: id.Departments, Review: id.Review}
 	tok, err := jwt.Signed(a.signer).Claims(std).Claims(extra).Serialize()
 	if err != nil {
 		return "", fmt.Errorf("signing assertion: %w", err)
 	}
-	a.issued.SetDefault(key, tok)
+	if a.issued.ItemCount() < maxCachedAssertions {
+		a.issued.SetDefault(key, tok)
+	}
 	return tok, nil
 }
 

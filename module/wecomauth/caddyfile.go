@@ -1,9 +1,12 @@
 package wecomauth
 
 import (
+	"encoding/json"
 	"strconv"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -12,16 +15,41 @@ import (
 )
 
 func init() {
-	httpcaddyfile.RegisterHandlerDirective("wecom_auth", parseCaddyfile)
-	// Authentication must run before the request is proxied; registering
-	// the order here spares users a global `order` option.
-	httpcaddyfile.RegisterDirectiveOrder("wecom_auth", httpcaddyfile.Before, "reverse_proxy")
+	httpcaddyfile.RegisterDirective("wecom_auth", parseDirective)
+	// Ordered with Caddy's own authentication (SPEC §2): a top-level
+	// wecom_auth then runs before every handle, handle_path and route block
+	// of its site, as basic_auth does, instead of after the blocks that
+	// answer the request.
+	httpcaddyfile.RegisterDirectiveOrder("wecom_auth", httpcaddyfile.After, "forward_auth")
 }
 
-func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+// parseDirective adapts `wecom_auth [<matcher>] { … }`. With a matcher the
+// handler only sees the requests it matches, yet client X-WeCom-* headers
+// must go from every request of the site: the directive then becomes a
+// subroute that strips them unconditionally and runs wecom_auth where the
+// matcher says. Two routes would not do: Caddy sorts a directive's
+// unmatched routes after its matched ones.
+func parseDirective(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
+	h.Next() // the directive name
+	matcherSet, err := h.ExtractMatcherSet()
+	if err != nil {
+		return nil, err
+	}
 	var w Handler
-	err := w.UnmarshalCaddyfile(h.Dispenser)
-	return &w, err
+	if err := w.UnmarshalCaddyfile(h.Dispenser); err != nil {
+		return nil, err
+	}
+	if matcherSet == nil {
+		return h.NewRoute(nil, &w), nil
+	}
+	strip := &caddyhttp.Subroute{Routes: caddyhttp.RouteList{
+		{HandlersRaw: []json.RawMessage{caddyconfig.JSONModuleObject(StripHeaders{}, "handler", "wecom_strip", nil)}},
+		{
+			MatcherSetsRaw: []caddy.ModuleMap{matcherSet},
+			HandlersRaw:    []json.RawMessage{caddyconfig.JSONModuleObject(&w, "handler", "wecom_auth", nil)},
+		},
+	}}
+	return h.NewRoute(nil, strip), nil
 }
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens (SPEC §3):
@@ -45,7 +73,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			allow <path pattern...>
 //		}
 //		login_rate  <failures> <duration>
-//		assertion   [<audience>] [{ ttl <duration> }]
+//		assertion   <audience> [{ ttl <duration> }]
 //	}
 func (w *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -82,6 +110,9 @@ func (w *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			for _, k := range keys {
+				if strings.Contains(k, "{") {
+					continue // a runtime placeholder, checked at provision
+				}
 				if _, err := decodeKey(k); err != nil {
 					return d.Errf("session_key: %v", err)
 				}
@@ -203,23 +234,20 @@ func unmarshalReview(d *caddyfile.Dispenser) (*ReviewConfig, error) {
 			return nil, d.Errf("review: unknown subdirective %q", sub)
 		}
 	}
-	if _, err := newReview(&r); err != nil {
+	if _, err := newReview(&r, nil); err != nil {
 		return nil, d.Errf("review: %v", err)
 	}
 	return &r, nil
 }
 
-// assertion [<audience>] [{ ttl <duration> }]
+// assertion <audience> [{ ttl <duration> }]
 func unmarshalAssertion(d *caddyfile.Dispenser) (*AssertionConfig, error) {
 	a := &AssertionConfig{}
 	args := d.RemainingArgs()
-	switch len(args) {
-	case 0:
-	case 1:
-		a.Audience = args[0]
-	default:
-		return nil, d.Err("assertion: expected at most one audience")
+	if len(args) != 1 {
+		return nil, d.Err("assertion: expected one audience: the name your backend checks as the JWT's aud, e.g. its host name")
 	}
+	a.Audience = args[0]
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		switch sub := d.Val(); sub {
 		case "ttl":

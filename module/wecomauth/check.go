@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/url"
-	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -12,14 +11,21 @@ import (
 	"github.com/wecomgate/wecomgate/module/wecom"
 )
 
-// wecomCallBudget bounds a user/get made on behalf of waiting requests; the
-// client's own per-attempt timeouts and retries fit inside it.
-const wecomCallBudget = 15 * time.Second
+// defaultCallBudget bounds a user/get made on behalf of waiting requests;
+// the client's own per-attempt timeouts and retries fit inside it.
+const defaultCallBudget = 15 * time.Second
 
-// failedRecheckPause keeps a user's requests from each waiting on WeCom
+// defaultRecheckPause keeps a user's requests from each waiting on WeCom
 // while it is down: after a failed recheck the last answer serves (within
-// stale_grace) until this has passed.
-const failedRecheckPause = 10 * time.Second
+// stale_grace) until this has passed since the attempt ended.
+const defaultRecheckPause = 10 * time.Second
+
+// badSession is the one answer for every token that does not pass: forged,
+// expired, ended, of a corp or review account no longer configured. Telling
+// them apart would tell a holder of a stolen token whether it is authentic.
+func badSession() *denial {
+	return unauthenticated("the session is invalid, has expired or has ended; sign in again")
+}
 
 // userFacts is what WeCom last said about a user, shared by every handler
 // of the same API base.
@@ -52,11 +58,14 @@ func (h *Handler) authenticate(r *http.Request, inline inlineLogin) (*identity, 
 		return id, inline.corp, d
 	})
 	if d != nil {
+		if d.status == http.StatusTooManyRequests {
+			h.burnCode(inline.code)
+		}
 		return nil, "", d
 	}
 	tok, c, err := h.issue(id)
 	if err != nil {
-		return nil, "", &denial{status: http.StatusInternalServerError, code: "internal", message: "could not issue a session", cause: err}
+		return nil, "", internalError(err)
 	}
 	id.sid = c.ID
 	return id, tok, nil
@@ -111,16 +120,16 @@ func (h *Handler) check(ctx context.Context, token string) (*identity, *denial) 
 	now := h.now()
 	p, err := h.principals.open(h.ring, token, now)
 	if err != nil {
-		return nil, unauthenticated("the session is invalid or has expired; sign in again")
+		return nil, badSession()
 	}
 	c := &p.claims
 	if h.revoked.has(c.ID) {
-		return nil, unauthenticated("the session has ended; sign in again")
+		return nil, badSession()
 	}
 	if c.Review {
 		name, _ := strings.CutPrefix(c.UserID, reviewUserPrefix)
 		if h.review == nil || !h.review.hasUser(name) {
-			return nil, unauthenticated("review sign-in is no longer enabled for this account")
+			return nil, badSession()
 		}
 		return &identity{sid: c.ID, UserID: c.UserID, Name: name, Review: true}, nil
 	}
@@ -128,7 +137,7 @@ func (h *Handler) check(ctx context.Context, token string) (*identity, *denial) 
 	// sessions end all the same, as its name is in their headers.
 	corp := p.corp
 	if corp == nil || corp.name != c.Corp {
-		return nil, unauthenticated("the session's corp is no longer allowed; sign in again")
+		return nil, badSession()
 	}
 	id, d := h.checkUser(ctx, corp, p, now)
 	if id != nil {
@@ -145,7 +154,7 @@ func (h *Handler) checkUser(ctx context.Context, corp *corp, p *principal, now t
 	userID := p.claims.UserID
 
 	f := h.cachedFacts(p.userKey)
-	if f == nil || f.checkedAt.Before(p.claims.IssuedAt) {
+	if f == nil || f.checkedAt.Before(p.asIssued.checkedAt) {
 		// The login that issued the token checked the user, later than
 		// anything this instance knows.
 		f = p.asIssued
@@ -169,7 +178,9 @@ func (h *Handler) checkUser(ctx context.Context, corp *corp, p *principal, now t
 	}
 	metrics.rechecks.WithLabelValues("unavailable").Inc()
 	failed := *f
-	failed.retryAt = now.Add(failedRecheckPause)
+	// From when the attempt ended, not when the request came: a WeCom that
+	// hangs for the whole call budget must not be asked again at once.
+	failed.retryAt = h.now().Add(h.recheckPause)
 	h.shared.users.Set(p.userKey, &failed, recheck+grace)
 	return h.graceOrFail(corp, userID, f, now, fromWeCom(err))
 }
@@ -193,7 +204,7 @@ func (h *Handler) cachedFacts(key string) *userFacts {
 func (h *Handler) fetchUser(ctx context.Context, corp *corp, userID string) (*userFacts, error) {
 	key := userKey(corp, userID)
 	v, err, _ := h.shared.checks.Do(key, func() (any, error) {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), wecomCallBudget)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.callBudget)
 		defer cancel()
 		u, err := h.shared.client.GetUser(ctx, corp.credentials(), userID)
 		now := h.now()
@@ -224,33 +235,7 @@ func (h *Handler) admit(corp *corp, userID string, f *userFacts) (*identity, *de
 	case f.status != 1:
 		return nil, userInactive()
 	}
-	return &identity{UserID: userID, CorpID: corp.id, Corp: corp.name, Name: f.name, nameEsc: f.nameEsc, Departments: f.depts}, nil
-}
-
-// authorizePath confines review sessions to their allowed paths.
-func (h *Handler) authorizePath(id *identity, r *http.Request) *denial {
-	if !id.Review || (canonicalPath(r.URL) && h.review.allows(r)) {
-		return nil
-	}
-	return reviewForbidden()
-}
-
-// canonicalPath reports whether a path reads the same to every server: no
-// dot segments or doubled slashes, no escapes a backend might decode
-// otherwise (%2F, %2e), none of the characters some servers take as
-// separators (\ on IIS, ; on Java servers). The allow patterns judge the
-// cleaned path but the backend gets the path as sent, so a review session
-// may only send paths for which the two are the same.
-func canonicalPath(u *url.URL) bool {
-	p := u.Path
-	if u.RawPath != "" || p == "" || p[0] != '/' || strings.ContainsAny(p, "\\;\x00") {
-		return false
-	}
-	clean := path.Clean(p)
-	if p != "/" && strings.HasSuffix(p, "/") {
-		clean += "/"
-	}
-	return clean == p
+	return &identity{UserID: userID, CorpID: corp.id, Corp: corp.name, Name: f.name, nameEsc: f.nameEsc, Departments: f.depts, checkedAt: f.checkedAt}, nil
 }
 
 func joinInts(ids []int64) string {

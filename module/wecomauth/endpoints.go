@@ -5,16 +5,25 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"mime"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 // maxLoginBody bounds a login request body: a code and a corp name, or a
 // review username and password, fit in far less.
 const maxLoginBody = 4 << 10
+
+// loginBodyTimeout bounds how long reading a login body may take: a client
+// dripping a byte at a time must not hold a sign-in (and its place among
+// the sign-ins in flight) for minutes. A variable for the tests.
+var loginBodyTimeout = 10 * time.Second
 
 // serveEndpoint answers the gateway's own endpoints (SPEC §4).
 func (h *Handler) serveEndpoint(w http.ResponseWriter, r *http.Request, ep string) error {
@@ -54,7 +63,7 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) error {
 	if d != nil {
 		return h.deny(w, r, d)
 	}
-	return h.signedIn(w, id)
+	return h.signedIn(w, r, id)
 }
 
 func (h *Handler) serveReviewLogin(w http.ResponseWriter, r *http.Request) error {
@@ -77,17 +86,17 @@ func (h *Handler) serveReviewLogin(w http.ResponseWriter, r *http.Request) error
 	if d != nil {
 		return h.deny(w, r, d)
 	}
-	return h.signedIn(w, id)
+	return h.signedIn(w, r, id)
 }
 
 // signedIn answers a successful sign-in with a fresh token, as JSON for the
 // mini program and as a cookie for browsers.
-func (h *Handler) signedIn(w http.ResponseWriter, id *identity) error {
+func (h *Handler) signedIn(w http.ResponseWriter, r *http.Request, id *identity) error {
 	tok, c, err := h.issue(id)
 	if err != nil {
-		return err
+		return h.deny(w, r, internalError(err))
 	}
-	ttl := int(time.Until(c.ExpiresAt).Seconds())
+	ttl := int(c.ExpiresAt.Sub(h.now()).Seconds())
 	http.SetCookie(w, &http.Cookie{
 		Name: h.CookieName, Value: tok, Path: "/", MaxAge: ttl,
 		HttpOnly: true, Secure: true, SameSite: http.SameSiteLaxMode,
@@ -172,35 +181,27 @@ type sessionAnswer struct {
 }
 
 // serveAuth is forward-auth for another proxy (Caddy's forward_auth, nginx
-// auth_request): 200 with the identity headers, or the denial. The path a
-// review session is judged on is the original one, from X-Forwarded-Uri.
+// auth_request): 200 with the identity headers, or the denial. The request
+// being judged is the proxy's original one, named by X-Forwarded-Method and
+// X-Forwarded-Uri; a review session is confined on that path.
 func (h *Handler) serveAuth(w http.ResponseWriter, r *http.Request) error {
 	id, token, d := h.authenticate(r, inlineLogin{})
 	if d != nil {
 		return h.deny(w, r, d)
 	}
-	if id.Review {
-		orig := r.Clone(r.Context())
-		orig.URL = &url.URL{Path: "/"}
-		if fwd := r.Header.Get("X-Forwarded-Uri"); fwd != "" {
-			u, err := url.ParseRequestURI(fwd)
-			if err != nil {
-				return h.deny(w, r, reviewForbidden())
-			}
-			orig.URL = u
-		}
-		if d := h.authorizePath(id, orig); d != nil {
-			return h.deny(w, r, d)
-		}
+	orig, ok := forwardedRequest(r)
+	if !ok && id.Review {
+		return h.deny(w, r, reviewForbidden())
+	}
+	if d := h.authorizePath(id, orig); d != nil {
+		return h.deny(w, r, d)
 	}
 	hdr := w.Header()
 	identityHeaders(hdr, id)
-	if h.asserter != nil {
-		aud := r
-		if host := r.Header.Get("X-Forwarded-Host"); host != "" {
-			aud = &http.Request{Host: host}
-		}
-		jwt, err := h.asserter.sign(aud, id, h.now())
+	if h.asserter != nil && fromTrustedProxy(r) {
+		// Only a proxy the server trusts gets an assertion: handed to an
+		// end client, it would be a bearer credential for the backend.
+		jwt, err := h.asserter.sign(orig.Method, orig.URL.EscapedPath(), id, h.now())
 		if err != nil {
 			return err
 		}
@@ -217,6 +218,33 @@ func (h *Handler) serveAuth(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// forwardedRequest is the request a forward-auth caller asks about: its
+// method and URI from X-Forwarded-Method and X-Forwarded-Uri, "GET /" when
+// they are absent. ok is false for a URI that does not parse.
+func forwardedRequest(r *http.Request) (*http.Request, bool) {
+	orig := r.Clone(r.Context())
+	orig.Method = http.MethodGet
+	if m := r.Header.Get("X-Forwarded-Method"); m != "" {
+		orig.Method = m
+	}
+	orig.URL = &url.URL{Path: "/"}
+	if fwd := r.Header.Get("X-Forwarded-Uri"); fwd != "" {
+		u, err := url.ParseRequestURI(fwd)
+		if err != nil {
+			return orig, false
+		}
+		orig.URL = u
+	}
+	return orig, true
+}
+
+// fromTrustedProxy reports whether the request's peer is in the server's
+// trusted_proxies, as Caddy judged it.
+func fromTrustedProxy(r *http.Request) bool {
+	trusted, _ := caddyhttp.GetVar(r.Context(), caddyhttp.TrustedProxyVarKey).(bool)
+	return trusted
+}
+
 func (h *Handler) onlyMethod(w http.ResponseWriter, r *http.Request, method string, serve func(http.ResponseWriter, *http.Request) error) error {
 	if r.Method != method {
 		w.Header().Set("Allow", method)
@@ -230,13 +258,28 @@ func (h *Handler) notFound(w http.ResponseWriter, r *http.Request) error {
 }
 
 // decodeBody reads a small JSON object; anything else is invalid_request.
+// It must come as application/json: a browser sends that type only from
+// a script the site's CORS policy allows, never from a cross-site form, so
+// no other site can sign a visitor in to an account of its choosing.
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) *denial {
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		return invalidRequest("send the body as JSON with Content-Type: application/json")
+	}
+	// Real time, not the handler's clock: the deadline is the socket's.
+	rc := http.NewResponseController(w)
+	if rc.SetReadDeadline(time.Now().Add(loginBodyTimeout)) == nil {
+		defer func() { _ = rc.SetReadDeadline(time.Time{}) }()
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxLoginBody)
 	dec := json.NewDecoder(r.Body)
 	if err := dec.Decode(v); err != nil {
 		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
+		var timeout net.Error
+		switch {
+		case errors.As(err, &tooBig):
 			return invalidRequest("the body is too large")
+		case errors.As(err, &timeout) && timeout.Timeout():
+			return invalidRequest("the body did not arrive in time")
 		}
 		return invalidRequest("the body must be a JSON object")
 	}

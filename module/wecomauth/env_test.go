@@ -231,9 +231,15 @@ func (e *env) do(method, path, body string, headers ...string) reply {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json") // as wx.request sends it
+	}
 	for _, h := range headers {
 		name, val, _ := strings.Cut(h, ":")
-		req.Header.Add(strings.TrimSpace(name), strings.TrimSpace(val))
+		if name = strings.TrimSpace(name); strings.EqualFold(name, "Content-Type") {
+			req.Header.Del(name) // the test's own type replaces the default
+		}
+		req.Header.Add(name, strings.TrimSpace(val))
 	}
 	resp, err := e.client.Do(req)
 	if err != nil {

@@ -53,6 +53,12 @@ func reviewForbidden() *denial {
 	return &denial{status: http.StatusForbidden, code: "review_forbidden", message: "review accounts may not reach this path"}
 }
 
+// internalError answers what no client input can cause (sealing a token
+// failed) as a §6 JSON error rather than Caddy's empty 500.
+func internalError(cause error) *denial {
+	return &denial{status: http.StatusInternalServerError, code: "internal", message: "the gateway could not complete the sign-in; try again", cause: cause}
+}
+
 func unavailable(cause error) *denial {
 	retry := 5
 	var we *wecom.Error

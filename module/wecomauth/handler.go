@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -78,6 +79,10 @@ type Handler struct {
 	asserter   *asserter
 	logger     *zap.Logger
 	now        func() time.Time
+	// callBudget bounds one user/get or code exchange, retries included;
+	// recheckPause is how long a user's failed recheck is not retried.
+	callBudget   time.Duration
+	recheckPause time.Duration
 }
 
 // CorpConfig is one corp whose users may sign in.
@@ -107,7 +112,15 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // with its token cache, user checks, spent codes) that survives reloads.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
-	h.now = time.Now
+	if h.now == nil {
+		h.now = time.Now
+	}
+	if h.callBudget <= 0 {
+		h.callBudget = defaultCallBudget
+	}
+	if h.recheckPause <= 0 {
+		h.recheckPause = defaultRecheckPause
+	}
 	if h.APIBase == "" {
 		h.APIBase = wecom.DefaultBaseURL
 	}
@@ -147,19 +160,32 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 
+	if u, err := url.Parse(h.APIBase); err == nil && u.Scheme == "http" {
+		h.logger.Warn("api_base is plain http: this is the WeCom simulator or a test setup, not WeCom; in production leave api_base unset (https://qyapi.weixin.qq.com)",
+			zap.String("api_base", h.APIBase))
+	}
+
 	if h.Review != nil {
-		rv, err := newReview(h.Review)
+		rv, err := newReview(h.Review, repl)
 		if err != nil {
 			return fmt.Errorf("review: %w", err)
 		}
 		h.review = rv
 	}
 
-	ring, err := loadRing(ctx, h.SessionKeys)
+	keys := make([]string, len(h.SessionKeys))
+	for i, k := range h.SessionKeys {
+		keys[i] = repl.ReplaceKnown(k, "")
+		if !strings.Contains(k, "{") {
+			h.logger.Warn("a session_key is written in the configuration, where Caddy's admin API, autosave.json and DEBUG log show it, and anyone who has it can forge any identity; use a runtime placeholder such as {env.WECOM_SESSION_KEY} or {file./etc/caddy/session.key}",
+				zap.Int("key", i+1))
+		}
+	}
+	ring, err := loadRing(ctx, keys)
 	if err != nil {
 		return fmt.Errorf("session_key: %w", err)
 	}
-	h.ring = newBoundRing(ring, h.corpByID)
+	h.ring = newBoundRing(ring, h.corpByID, h.review)
 	h.principals = newPrincipals()
 
 	h.limiter = newFailureLimiter(h.LoginRate)
@@ -215,11 +241,13 @@ func (h *Handler) Validate() error {
 			return fmt.Errorf("wecom_auth: corp %s: secret is empty after replacing placeholders (is the environment variable set?)", c.name)
 		}
 	}
-	if u, err := url.Parse(h.APIBase); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return fmt.Errorf("wecom_auth: api_base %q is not an http(s) URL", h.APIBase)
+	if err := validAPIBase(h.APIBase); err != nil {
+		return fmt.Errorf("wecom_auth: %w", err)
 	}
-	if time.Duration(h.SessionTTL) < time.Minute {
-		return fmt.Errorf("wecom_auth: session_ttl must be at least 1m")
+	if h.Assertion != nil {
+		if err := h.Assertion.validate(); err != nil {
+			return fmt.Errorf("wecom_auth: %w", err)
+		}
 	}
 	if !strings.HasPrefix(h.Endpoints, "/") || strings.ContainsAny(h.Endpoints, "*?# ") {
 		return fmt.Errorf("wecom_auth: endpoints must be a plain path prefix")
@@ -228,6 +256,27 @@ func (h *Handler) Validate() error {
 		return fmt.Errorf("wecom_auth: cookie_name %q is not a valid cookie name", h.CookieName)
 	}
 	return nil
+}
+
+// validAPIBase accepts https URLs, and plain http only to a loopback host
+// (the simulator): the corpsecret travels in gettoken's query string.
+func validAPIBase(base string) error {
+	u, err := url.Parse(base)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return fmt.Errorf("api_base %q is not an https URL", base)
+	}
+	if u.Scheme == "http" && !isLoopbackHost(u.Hostname()) {
+		return fmt.Errorf("api_base %q: plain http is allowed only to a loopback address (the simulator); WeCom's corpsecret travels in the query", base)
+	}
+	return nil
+}
+
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
 }
 
 // Cleanup releases this config's hold on the shared state; the state lives
@@ -249,7 +298,7 @@ func (h *Handler) Cleanup() error {
 // gateway's own endpoints, and lets other requests through only with a
 // valid session.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	inline := stripClientHeaders(r.Header)
+	r, inline := hygiene(r)
 
 	if ep, ok := h.endpoint(r.URL.Path); ok {
 		return h.serveEndpoint(w, r, ep)

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 
@@ -45,98 +46,9 @@ type identity struct {
 	Departments string // comma-separated ids
 	Review      bool
 
-	nameEsc string    // Name percent-encoded, as X-WeCom-Name carries it
-	values  [5]string // backing store of the header values (one allocation)
-}
-
-// inlineLogin is what a client asked for with X-WeCom-Code / X-WeCom-Corp.
-type inlineLogin struct {
-	code, corp string
-}
-
-// stripClientHeaders removes every header whose name starts with X-WeCom-
-// and every Connection token naming one, and returns the inline-login
-// request they carried, if any.
-func stripClientHeaders(h http.Header) inlineLogin {
-	var in inlineLogin
-	for name, vals := range h {
-		if !isWeComHeader(name) {
-			continue
-		}
-		if len(vals) == 1 {
-			switch {
-			case strings.EqualFold(name, headerCode):
-				in.code = vals[0]
-			case strings.EqualFold(name, headerCorp):
-				in.corp = vals[0]
-			}
-		}
-		delete(h, name)
-	}
-	if conn := h["Connection"]; len(conn) > 0 {
-		h["Connection"] = scrubConnection(conn)
-		if len(h["Connection"]) == 0 {
-			delete(h, "Connection")
-		}
-	}
-	return in
-}
-
-// isWeComHeader reports whether a header name starts with X-WeCom- in any
-// letter case (a header map built by hand need not be canonical), reading
-// '_' as '-': CGI and FastCGI backends, Caddy's php_fastcgi among them,
-// turn both into HTTP_X_WECOM_…, so X-WeCom_UserId would reach them as the
-// gateway's header.
-func isWeComHeader(name string) bool {
-	if len(name) < len(headerPrefix) {
-		return false
-	}
-	for i := range len(headerPrefix) {
-		c := name[i]
-		switch {
-		case c == '_':
-			c = '-'
-		case 'A' <= c && c <= 'Z':
-			c += 'a' - 'A'
-		}
-		want := headerPrefix[i]
-		if 'A' <= want && want <= 'Z' {
-			want += 'a' - 'A'
-		}
-		if c != want {
-			return false
-		}
-	}
-	return true
-}
-
-// scrubConnection drops X-WeCom-* names from Connection header values. A
-// proxy deletes the headers a client's Connection names after this handler
-// ran, so naming X-WeCom-Review there would remove the gateway's own.
-func scrubConnection(vals []string) []string {
-	dirty := false
-	for _, v := range vals {
-		for tok := range strings.SplitSeq(v, ",") {
-			if isWeComHeader(strings.TrimSpace(tok)) {
-				dirty = true
-			}
-		}
-	}
-	if !dirty {
-		return vals
-	}
-	var kept []string
-	for _, v := range vals {
-		for tok := range strings.SplitSeq(v, ",") {
-			if tok = strings.TrimSpace(tok); tok != "" && !isWeComHeader(tok) {
-				kept = append(kept, tok)
-			}
-		}
-	}
-	if len(kept) == 0 {
-		return nil
-	}
-	return []string{strings.Join(kept, ", ")}
+	checkedAt time.Time // when WeCom confirmed the user (corp users)
+	nameEsc   string    // Name percent-encoded, as X-WeCom-Name carries it
+	values    [5]string // backing store of the header values (one allocation)
 }
 
 // forward prepares an admitted request for the next handler: identity
@@ -144,7 +56,7 @@ func scrubConnection(vals []string) []string {
 func (h *Handler) forward(r *http.Request, id *identity) error {
 	identityHeaders(r.Header, id)
 	if h.asserter != nil {
-		jwt, err := h.asserter.sign(r, id, h.now())
+		jwt, err := h.asserter.sign(r.Method, r.URL.EscapedPath(), id, h.now())
 		if err != nil {
 			return err
 		}

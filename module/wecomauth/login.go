@@ -2,6 +2,7 @@ package wecomauth
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"time"
 
@@ -71,8 +72,11 @@ func (h *Handler) exchange(ctx context.Context, corp *corp, code, ip string) (s 
 	if v, ok := h.shared.spent.Get(key); ok {
 		return v.(wecom.Session), true, nil
 	}
+	if _, ok := h.shared.burned.Get(code); ok {
+		return wecom.Session{}, false, errBurnedCode
+	}
 	v, err, _ := h.shared.codes.Do(key, func() (any, error) {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), wecomCallBudget)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.callBudget)
 		defer cancel()
 		s, err := h.shared.client.CodeToSession(ctx, corp.credentials(), code)
 		if err != nil {
@@ -88,6 +92,19 @@ func (h *Handler) exchange(ctx context.Context, corp *corp, code, ip string) (s 
 	return v.(wecom.Session), false, nil
 }
 
+// errBurnedCode refuses a code that was refused unspent (see burnCode).
+var errBurnedCode = &wecom.Error{Endpoint: "jscode2session", Errcode: 40029, Errmsg: "code refused earlier by this gateway", Kind: wecom.KindInvalidCode}
+
+// burnCode makes an inline code that is refused without being spent (429)
+// worthless here for a code's lifetime. Caddy's access and error logs show
+// request headers, and a logged, unspent code would otherwise sign its
+// user in for whoever reads the log within five minutes.
+func (h *Handler) burnCode(code string) {
+	if code != "" && len(code) <= maxCodeLen {
+		h.shared.burned.SetDefault(code, struct{}{})
+	}
+}
+
 // issue seals a fresh session for id. Every sign-in gets a new token, so a
 // token planted before sign-in is worth nothing after it.
 func (h *Handler) issue(id *identity) (string, session.Claims, error) {
@@ -97,7 +114,19 @@ func (h *Handler) issue(id *identity) (string, session.Claims, error) {
 		Name: id.Name, Departments: id.Departments, Review: id.Review,
 		IssuedAt: now, ExpiresAt: now.Add(time.Duration(h.SessionTTL)),
 	}
+	if !id.checkedAt.IsZero() && id.checkedAt.Before(now) {
+		c.CheckedAt = id.checkedAt
+	}
 	tok, sid, err := h.ring.Seal(&c)
+	if errors.Is(err, session.ErrTooLarge) {
+		// A name or department list too long to carry: the token goes
+		// without them, and an instance that has not seen the user asks
+		// WeCom at its first request. This one has them cached.
+		h.logger.Warn("user facts too large for a session token; issued without them",
+			zap.String("corp", id.Corp), zap.Int("name_bytes", len(id.Name)), zap.Int("department_bytes", len(id.Departments)))
+		c.Name, c.Departments, c.Unchecked = "", "", true
+		tok, sid, err = h.ring.Seal(&c)
+	}
 	c.ID = sid
 	return tok, c, err
 }

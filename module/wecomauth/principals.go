@@ -30,15 +30,15 @@ func newPrincipal(c session.Claims, corp *corp) *principal {
 	if corp != nil {
 		key = userKey(corp, c.UserID)
 	}
-	return &principal{
-		claims:  c,
-		corp:    corp,
-		userKey: key,
-		asIssued: &userFacts{
-			checkedAt: c.IssuedAt, status: 1,
-			name: c.Name, nameEsc: url.PathEscape(c.Name), depts: c.Departments,
-		},
+	asIssued := &userFacts{
+		checkedAt: c.Checked(), status: 1,
+		name: c.Name, nameEsc: url.PathEscape(c.Name), depts: c.Departments,
 	}
+	if c.Unchecked {
+		// Nothing to rely on: checked long ago, as far as this token says.
+		asIssued = &userFacts{}
+	}
+	return &principal{claims: c, corp: corp, userKey: key, asIssued: asIssued}
 }
 
 // principals caches opened tokens of one key ring. A reload builds a new
@@ -97,49 +97,66 @@ func (p *principals) store(token string, pr *principal) {
 
 // boundRing seals and opens one handler's session tokens, each bound
 // (session.Binding) to what issued it: a corp session to the corp's WeCom
-// app (corp id and a hash of the secret), a review session to
-// reviewBinding. Sites that share the generated key but use two apps of one
-// corp thus refuse each other's tokens, as a forged token is refused; a new
-// secret ends the corp's sessions; instances, reloads and handlers with the
-// same corp accept them, whatever other corps they configure.
+// app (corp id and a hash of the secret), a review session to its review
+// account (see reviewAccount). Sites that share the generated key but use
+// two apps of one corp thus refuse each other's tokens, as a forged token
+// is refused; a new secret ends the corp's sessions; instances, reloads and
+// handlers with the same corp accept them, whatever other corps they
+// configure.
 //
 // The binding is chosen before decrypting, from the token's clear hint (a
-// hash of the corp id, or review's): a token costs one decryption however
+// hash of the corp id, or of "review"): a token costs one decryption however
 // many corps there are, rather than one per corp. Only a 32-bit hint
-// collision between two configured corp ids (or one and review) costs a
-// second. The check happens once per token: principals caches the result.
+// collision between two configured corp ids (or one and review), or several
+// review accounts, costs more. The check happens once per token:
+// principals caches the result.
 type boundRing struct {
 	ring   *session.Ring
-	byID   map[string]*corp   // the handler's corps by corp id (shared, read-only)
-	byHint map[uint32][]*corp // a nil *corp stands for review sessions
+	byID   map[string]*corp // the handler's corps by corp id (shared, read-only)
+	review *review          // nil without a review block
+	byHint map[uint32][]bindingFor
 }
 
-func newBoundRing(ring *session.Ring, byID map[string]*corp) *boundRing {
-	r := &boundRing{
-		ring:   ring,
-		byID:   byID,
-		byHint: map[uint32][]*corp{reviewBinding.Hint: {nil}},
-	}
+// bindingFor is one binding a token may have been sealed with: of a corp's
+// app, or (corp nil) of a review account.
+type bindingFor struct {
+	binding session.Binding
+	corp    *corp
+	account *reviewAccount
+}
+
+func newBoundRing(ring *session.Ring, byID map[string]*corp, rv *review) *boundRing {
+	r := &boundRing{ring: ring, byID: byID, review: rv, byHint: map[uint32][]bindingFor{}}
 	for _, c := range byID {
-		r.byHint[c.binding.Hint] = append(r.byHint[c.binding.Hint], c)
+		r.byHint[c.binding.Hint] = append(r.byHint[c.binding.Hint], bindingFor{binding: c.binding, corp: c})
+	}
+	if rv != nil {
+		for _, a := range rv.accounts {
+			r.byHint[a.binding.Hint] = append(r.byHint[a.binding.Hint], bindingFor{binding: a.binding, account: a})
+		}
 	}
 	return r
 }
 
-// Seal seals c bound to review sign-in or to the app of the corp it names.
+// Seal seals c bound to its review account or to the app of the corp it
+// names.
 func (r *boundRing) Seal(c *session.Claims) (string, session.ID, error) {
-	b := reviewBinding
-	if !c.Review {
-		corp := r.byID[c.CorpID]
-		if corp == nil {
-			return "", session.ID{}, fmt.Errorf("sealing a session for corp id %q: no such corp configured", c.CorpID)
+	if c.Review {
+		name, _ := strings.CutPrefix(c.UserID, reviewUserPrefix)
+		if r.review == nil || r.review.accounts[name] == nil {
+			return "", session.ID{}, fmt.Errorf("sealing a review session for %q: no such review account", name)
 		}
-		b = corp.binding
+		return r.ring.Seal(c, r.review.accounts[name].binding)
 	}
-	return r.ring.Seal(c, b)
+	corp := r.byID[c.CorpID]
+	if corp == nil {
+		return "", session.ID{}, fmt.Errorf("sealing a session for corp id %q: no such corp configured", c.CorpID)
+	}
+	return r.ring.Seal(c, corp.binding)
 }
 
-// Open opens a token sealed for one of this handler's corps or for review.
+// Open opens a token sealed for one of this handler's corps or review
+// accounts.
 func (r *boundRing) Open(token string, now time.Time) (session.Claims, error) {
 	c, _, err := r.open(token, now)
 	return c, err
@@ -152,25 +169,29 @@ func (r *boundRing) open(token string, now time.Time) (session.Claims, *corp, er
 	if err != nil {
 		return session.Claims{}, nil, err
 	}
-	// No corp here has this hint: to this handler the token is as good as
+	// Nothing here has this hint: to this handler the token is as good as
 	// forged (say, of a corp that is no longer configured).
 	err = session.ErrForged
-	for _, corp := range r.byHint[hint] {
-		b := reviewBinding
-		if corp != nil {
-			b = corp.binding
-		}
+	for _, b := range r.byHint[hint] {
 		var c session.Claims
-		c, err = r.ring.Open(token, now, b)
+		c, err = r.ring.Open(token, now, b.binding)
 		if errors.Is(err, session.ErrForged) {
-			continue // perhaps the other of a hint collision
+			continue // perhaps another binding of the same hint
 		}
-		if err == nil && (c.Review != (corp == nil) || corp != nil && c.CorpID != corp.id) {
+		if err == nil && !b.sealedAs(&c) {
 			// Authentic but not what Seal makes for this binding: only
 			// another program holding the key could have made it.
 			return session.Claims{}, nil, session.ErrMalformed
 		}
-		return c, corp, err
+		return c, b.corp, err
 	}
 	return session.Claims{}, nil, err
+}
+
+// sealedAs reports whether c is what Seal makes with this binding.
+func (b bindingFor) sealedAs(c *session.Claims) bool {
+	if b.corp != nil {
+		return !c.Review && c.CorpID == b.corp.id
+	}
+	return c.Review && c.UserID == reviewUserPrefix+b.account.name
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/wecomgate/wecomgate/module/session"
 )
@@ -22,7 +23,26 @@ func testRing(t testing.TB, corps ...*corp) *boundRing {
 	for _, c := range corps {
 		byID[c.id] = c
 	}
-	return newBoundRing(ring, byID)
+	return newBoundRing(ring, byID, testReview(t, "reviewer"))
+}
+
+// testReview is a review block with the given accounts, all with password
+// "pw" at bcrypt's lowest cost.
+func testReview(t testing.TB, names ...string) *review {
+	t.Helper()
+	hash, err := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &ReviewConfig{Allow: []string{"/api/public/*"}}
+	for _, n := range names {
+		cfg.Users = append(cfg.Users, ReviewUser{Username: n, PasswordHash: string(hash)})
+	}
+	rv, err := newReview(cfg, caddy.NewReplacer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rv
 }
 
 func testCorp(name, id, secret string) *corp {
@@ -140,7 +160,7 @@ func TestBoundRingRefusesClaimsAgainstTheirBinding(t *testing.T) {
 		binding session.Binding
 	}{
 		"review record for a corp": {review, acme.binding},
-		"corp record for review":   {corpClaims(acme, "zhangsan", now), reviewBinding},
+		"corp record for review":   {corpClaims(acme, "zhangsan", now), ring.review.accounts["reviewer"].binding},
 		"corp record for another":  {corpClaims(acme, "zhangsan", now), partner.binding},
 	} {
 		tok, _, err := ring.ring.Seal(tc.claims, tc.binding)
@@ -165,8 +185,9 @@ func TestBoundRingSurvivesHintCollisions(t *testing.T) {
 	partner.binding.Hint = acme.binding.Hint
 	stranger := testCorp("acme", "wwacme", "another-secret")
 	ring := testRing(t, acme, partner)
-	ring.byHint[reviewBinding.Hint] = nil
-	ring.byHint[acme.binding.Hint] = []*corp{acme, partner, nil}
+	reviewer := ring.review.accounts["reviewer"]
+	ring.byHint[reviewer.binding.Hint] = nil
+	ring.byHint[acme.binding.Hint] = []bindingFor{{binding: acme.binding, corp: acme}, {binding: partner.binding, corp: partner}, {binding: reviewer.binding, account: reviewer}}
 	for _, c := range []*corp{acme, partner} {
 		tok, _, err := ring.Seal(corpClaims(c, "u", now))
 		if err != nil {

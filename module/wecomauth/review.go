@@ -1,23 +1,25 @@
 package wecomauth
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net/http"
+	"net/url"
+	"path"
 	"slices"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/wecomgate/wecomgate/module/session"
 )
 
 // reviewUserPrefix marks review sessions' userids; a WeCom userid never
 // holds a colon.
 const reviewUserPrefix = "review:"
-
-// reviewBinding seals review sessions. They belong to no corp, and a binding
-// of their own keeps a review token from ever opening as a corp session or
-// a corp token as a review session, whatever the claims inside say.
-var reviewBinding = sessionBinding("review", "review")
 
 // ReviewConfig enables account/password sign-in for the app-store review.
 // Review sessions reach only the Allow paths.
@@ -30,40 +32,67 @@ type ReviewConfig struct {
 // ReviewUser is one review account.
 type ReviewUser struct {
 	Username string `json:"username"`
-	// bcrypt hash, as `caddy hash-password` prints it.
+	// bcrypt hash, as `caddy hash-password` prints it, or a runtime
+	// placeholder ({env.X}, {file.X}) that holds one.
 	PasswordHash string `json:"password_hash"`
 }
 
 type review struct {
-	hashes map[string][]byte
+	accounts map[string]*reviewAccount
 	// decoy is compared when the username is unknown so that unknown
-	// users and wrong passwords cost the same bcrypt work.
+	// users and wrong passwords cost the same bcrypt work: the costliest
+	// configured hash, or an unknown name would answer faster than a
+	// known one with a higher cost.
 	decoy []byte
 	allow caddyhttp.MatchPath
 }
 
-func newReview(cfg *ReviewConfig) (*review, error) {
+// reviewAccount is one provisioned review user. Its sessions are bound to
+// the site's review block and to the account's hash: a review token opens
+// only where the same account with the same password and the same allowed
+// paths is configured, and a new password ends the account's sessions.
+// Review sessions belong to no corp, so the binding also keeps a review
+// token from ever opening as a corp session, and the other way round.
+type reviewAccount struct {
+	name    string
+	hash    []byte
+	binding session.Binding
+}
+
+func newReview(cfg *ReviewConfig, repl *caddy.Replacer) (*review, error) {
 	if len(cfg.Users) == 0 {
 		return nil, fmt.Errorf("at least one user is required")
 	}
 	if len(cfg.Allow) == 0 {
 		return nil, fmt.Errorf("allow: at least one path pattern is required")
 	}
-	rv := &review{hashes: map[string][]byte{}, allow: caddyhttp.MatchPath(slices.Clone(cfg.Allow))}
+	rv := &review{accounts: map[string]*reviewAccount{}, allow: caddyhttp.MatchPath(slices.Clone(cfg.Allow))}
+	site := sha256.Sum256([]byte(strings.Join(cfg.Allow, "\x00")))
+	decoyCost := -1
 	for _, u := range cfg.Users {
 		if u.Username == "" {
 			return nil, fmt.Errorf("user: a name is required")
 		}
-		if _, dup := rv.hashes[u.Username]; dup {
+		if _, dup := rv.accounts[u.Username]; dup {
 			return nil, fmt.Errorf("user %s: duplicate", u.Username)
 		}
-		h := []byte(u.PasswordHash)
-		if _, err := bcrypt.Cost(h); err != nil {
+		hash := u.PasswordHash
+		if repl != nil {
+			hash = repl.ReplaceKnown(hash, "")
+		} else if strings.Contains(hash, "{") {
+			continue // a runtime placeholder: checked at provision
+		}
+		cost, err := bcrypt.Cost([]byte(hash))
+		if err != nil {
 			return nil, fmt.Errorf("user %s: password hash is not bcrypt (make one with: caddy hash-password): %v", u.Username, err)
 		}
-		rv.hashes[u.Username] = h
-		if rv.decoy == nil {
-			rv.decoy = h
+		private := "review\x00" + hex.EncodeToString(site[:]) + "\x00" + u.Username + "\x00" + hash
+		rv.accounts[u.Username] = &reviewAccount{
+			name: u.Username, hash: []byte(hash),
+			binding: sessionBinding("review", private),
+		}
+		if cost > decoyCost {
+			rv.decoy, decoyCost = []byte(hash), cost
 		}
 	}
 	if err := rv.allow.Provision(caddy.Context{}); err != nil {
@@ -75,16 +104,17 @@ func newReview(cfg *ReviewConfig) (*review, error) {
 // verify checks a username and password, spending the same bcrypt work
 // whether or not the user exists.
 func (rv *review) verify(username, password string) bool {
-	hash, known := rv.hashes[username]
-	if !known {
-		hash = rv.decoy
+	hash := rv.decoy
+	a, known := rv.accounts[username]
+	if known {
+		hash = a.hash
 	}
 	ok := bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil
 	return ok && known
 }
 
 func (rv *review) hasUser(name string) bool {
-	_, ok := rv.hashes[name]
+	_, ok := rv.accounts[name]
 	return ok
 }
 
@@ -93,4 +123,47 @@ func (rv *review) hasUser(name string) bool {
 func (rv *review) allows(r *http.Request) bool {
 	ok, err := rv.allow.MatchWithError(r)
 	return ok && err == nil
+}
+
+// authorizePath confines review sessions to their allowed paths.
+func (h *Handler) authorizePath(id *identity, r *http.Request) *denial {
+	if !id.Review || (canonicalPath(r.URL) && h.review.allows(r)) {
+		return nil
+	}
+	return reviewForbidden()
+}
+
+// canonicalPath reports whether a path reads the same to every server. The
+// allow patterns judge the cleaned path but the backend gets the path as
+// sent, so a review session may only send paths for which every server
+// agrees on what they name. Refused:
+//   - dot segments, doubled slashes, a path not starting with "/";
+//   - any percent-escape, of "%" itself too (%252e decodes twice to "."
+//     on servers that decode again): review paths are plain;
+//   - characters some servers take as separators or stream names: "\" on
+//     IIS, ";" on Java servers, ":" for NTFS's ::$DATA, NUL;
+//   - anything but printable ASCII: overlong UTF-8 and look-alike dots
+//     (U+2025, U+FF0E) that some servers fold to ".";
+//   - segments ending in "." or " ", which Windows servers drop (".. ",
+//     "...", "admin." all name something else there).
+func canonicalPath(u *url.URL) bool {
+	p := u.Path
+	if u.RawPath != "" || p == "" || p[0] != '/' {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c <= ' ' || c >= 0x7f || strings.IndexByte(`%\;:`, c) >= 0 {
+			return false
+		}
+	}
+	for seg := range strings.SplitSeq(p[1:], "/") {
+		if strings.HasSuffix(seg, ".") || strings.HasSuffix(seg, " ") {
+			return false
+		}
+	}
+	clean := path.Clean(p)
+	if p != "/" && strings.HasSuffix(p, "/") {
+		clean += "/"
+	}
+	return clean == p
 }

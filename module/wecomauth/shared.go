@@ -27,7 +27,8 @@ const spentCodeTTL = 5 * time.Minute
 type shared struct {
 	client *wecom.Client
 	users  *cache.Cache // userKey → *userFacts
-	spent  *cache.Cache // corpid + code → wecom.Session
+	spent  *cache.Cache // app + client IP + code → wecom.Session
+	burned *cache.Cache // code → struct{}: refused unspent, see burnCode
 	checks singleflight.Group
 	codes  singleflight.Group
 }
@@ -37,6 +38,7 @@ func newShared(apiBase string, logger *zap.Logger) *shared {
 		client: wecom.New(wecom.Options{BaseURL: apiBase, Logger: logger.Named("wecom"), Observer: observer{}}),
 		users:  cache.New(cache.NoExpiration, 10*time.Minute),
 		spent:  cache.New(spentCodeTTL, time.Minute),
+		burned: cache.New(spentCodeTTL, time.Minute),
 	}
 }
 
@@ -44,6 +46,7 @@ func newShared(apiBase string, logger *zap.Logger) *shared {
 func (s *shared) Destruct() error {
 	s.users.Flush()
 	s.spent.Flush()
+	s.burned.Flush()
 	return nil
 }
 
