@@ -58,22 +58,21 @@ func TestSignedUpstreamAssertion(t *testing.T) {
 		t.Errorf("assertion claims: %+v %v", std, extra)
 	}
 
-	// Forward-auth hands the assertion out too, for the proxy to copy.
+	// Forward-auth answers an end client (no trusted proxy) the identity
+	// but no assertion: see TestAssertionIsScopedByConfiguration.
 	r := e.do(http.MethodGet, "/wecom/auth", "", "Authorization: Bearer "+tok, "X-Forwarded-Host: app.example.com")
-	if r.status != 200 || r.header.Get("X-WeCom-Assertion") == "" {
-		t.Fatalf("forward-auth without assertion: %d %v", r.status, r.header)
+	if r.status != 200 || r.header.Get("X-WeCom-Assertion") != "" {
+		t.Fatalf("forward-auth to an end client: %d %v", r.status, r.header)
 	}
-	verifyAssertion(t, e, r.header.Get("X-WeCom-Assertion"), "api.example.com")
 }
 
-func TestAssertionAudienceDefaultsToTheSite(t *testing.T) {
-	e := startEnv(t, "assertion {\n\t\t\tttl 30s\n\t\t}")
+func TestAssertionTTL(t *testing.T) {
+	e := startEnv(t, "assertion api.example.com {\n\t\t\tttl 30s\n\t\t}")
 	tok := e.login("acme", "zhangsan")
 	if r := e.do(http.MethodGet, "/api/x", "", "Authorization: Bearer "+tok); r.status != 200 {
 		t.Fatalf("%d %s", r.status, r.raw)
 	}
-	host := e.gw[len("http://"):]
-	std, _ := verifyAssertion(t, e, e.backend.last(t).Header.Get("X-WeCom-Assertion"), host)
+	std, _ := verifyAssertion(t, e, e.backend.last(t).Header.Get("X-WeCom-Assertion"), "api.example.com")
 	if ttl := std.Expiry.Time().Sub(std.IssuedAt.Time()); ttl != 30*time.Second {
 		t.Errorf("ttl %v, want 30s", ttl)
 	}

@@ -154,7 +154,7 @@ func (w *benchWorld) login(userID string) (string, error) {
 		return "", err
 	}
 	body := `{"code":"` + code + `"}`
-	r := prepare(httptest.NewRequest(http.MethodPost, "/wecom/login", strings.NewReader(body)))
+	r := prepare(jsonPost("/wecom/login", body))
 	rec := httptest.NewRecorder()
 	if err := w.h.ServeHTTP(rec, r, noNext); err != nil || rec.Code != http.StatusOK {
 		return "", fmt.Errorf("login %s: %v %d %s", userID, err, rec.Code, rec.Body)

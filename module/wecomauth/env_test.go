@@ -112,7 +112,8 @@ func startEnv(t *testing.T, extra string) *env {
 
 // startEnvWith also takes the gateway's site body around wecom_auth: %s in
 // siteTemplate is replaced by the wecom_auth directive, {backend} by the
-// backend's address. "" means wecom_auth then reverse_proxy.
+// backend's address. "" means wecom_auth then reverse_proxy. A template
+// that writes "wecom_auth <matcher> %s" gets only the block for %s.
 func startEnvWith(t *testing.T, extra, siteTemplate string) *env {
 	t.Helper()
 	return startEnvGlobal(t, extra, siteTemplate, "")
@@ -148,6 +149,9 @@ func startEnvSites(t *testing.T, extra, siteTemplate, global string, sites func(
 	}
 	e.config = func(extra string) string {
 		auth := fmt.Sprintf("wecom_auth {\n\t\tapi_base %s\n%s\n\t\t%s\n\t}", e.sim, gatewayCorps, extra)
+		if strings.Contains(site, "wecom_auth ") {
+			auth = strings.TrimPrefix(auth, "wecom_auth ")
+		}
 		global := e.global
 		if !strings.Contains(global, "admin ") {
 			global += "\n\tadmin off"

@@ -1,10 +1,32 @@
 package wecomauth
 
-import "github.com/wecomgate/wecomgate/module/session"
+import (
+	"time"
+
+	"github.com/wecomgate/wecomgate/module/session"
+)
 
 // SealSession seals c as h's login would, bound to the app of the corp it
 // names: benchmarks make more sessions than logins could.
 func SealSession(h *Handler, c *session.Claims) (string, error) {
 	tok, _, err := h.ring.Seal(c)
 	return tok, err
+}
+
+// SetLoginBodyTimeout shortens the login body read deadline; the returned
+// func restores it.
+func SetLoginBodyTimeout(d time.Duration) (restore func()) {
+	old := loginBodyTimeout
+	loginBodyTimeout = d
+	return func() { loginBodyTimeout = old }
+}
+
+// SetClock makes h read time from now (Provision keeps a clock set before
+// it runs).
+func SetClock(h *Handler, now func() time.Time) { h.now = now }
+
+// SetWeComTimings sets how long one WeCom call may take in all and how
+// long a failed recheck is not retried.
+func SetWeComTimings(h *Handler, callBudget, recheckPause time.Duration) {
+	h.callBudget, h.recheckPause = callBudget, recheckPause
 }

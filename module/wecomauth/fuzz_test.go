@@ -141,6 +141,13 @@ func (g *unitGW) serve(t testing.TB, r *http.Request) (*httptest.ResponseRecorde
 	return rec, next
 }
 
+// jsonPost is a POST with a JSON body, as the mini program sends it.
+func jsonPost(path, body string) *http.Request {
+	r := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	return r
+}
+
 // mint is wx.qy.login for a simulator user.
 func (g *unitGW) mint(t testing.TB, corp, user string) string {
 	t.Helper()
@@ -155,7 +162,7 @@ func (g *unitGW) mint(t testing.TB, corp, user string) string {
 func (g *unitGW) login(t testing.TB, corp, user string) string {
 	t.Helper()
 	body := `{"code":"` + g.mint(t, corp, user) + `","corp":"` + corp + `"}`
-	rec, _ := g.serve(t, httptest.NewRequest(http.MethodPost, "/wecom/login", strings.NewReader(body)))
+	rec, _ := g.serve(t, jsonPost("/wecom/login", body))
 	var out struct{ Token string }
 	if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &out) != nil || out.Token == "" {
 		t.Fatalf("login %s/%s: %d %s", corp, user, rec.Code, rec.Body)
@@ -166,7 +173,7 @@ func (g *unitGW) login(t testing.TB, corp, user string) string {
 func (g *unitGW) reviewLogin(t testing.TB) string {
 	t.Helper()
 	body := `{"username":"` + fzReviewUser + `","password":"` + fzReviewPassword + `"}`
-	rec, _ := g.serve(t, httptest.NewRequest(http.MethodPost, "/wecom/review/login", strings.NewReader(body)))
+	rec, _ := g.serve(t, jsonPost("/wecom/review/login", body))
 	var out struct{ Token string }
 	if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &out) != nil || out.Token == "" {
 		t.Fatalf("review login: %d %s", rec.Code, rec.Body)
@@ -311,7 +318,7 @@ func FuzzLoginBody(f *testing.F) {
 		if review {
 			path = "/wecom/review/login"
 		}
-		req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
+		req := jsonPost(path, body)
 		req.Header.Set("Content-Type", "application/json")
 		rec, next := g.serve(t, req)
 		if next.called {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,17 +27,23 @@ func testRing(t testing.TB, corps ...*corp) *boundRing {
 	return newBoundRing(ring, byID, testReview(t, "reviewer"))
 }
 
-// testReview is a review block with the given accounts, all with password
-// "pw" at bcrypt's lowest cost.
-func testReview(t testing.TB, names ...string) *review {
-	t.Helper()
+// testReviewHash is one bcrypt hash of "pw" at the lowest cost: every
+// testReview is then the same review block, as a reload would provision it.
+var testReviewHash = sync.OnceValue(func() string {
 	hash, err := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
 	if err != nil {
-		t.Fatal(err)
+		panic(err)
 	}
+	return string(hash)
+})
+
+// testReview is a review block with the given accounts, all with password
+// "pw".
+func testReview(t testing.TB, names ...string) *review {
+	t.Helper()
 	cfg := &ReviewConfig{Allow: []string{"/api/public/*"}}
 	for _, n := range names {
-		cfg.Users = append(cfg.Users, ReviewUser{Username: n, PasswordHash: string(hash)})
+		cfg.Users = append(cfg.Users, ReviewUser{Username: n, PasswordHash: testReviewHash()})
 	}
 	rv, err := newReview(cfg, caddy.NewReplacer())
 	if err != nil {

@@ -1,0 +1,126 @@
+package wecomauth_test
+
+// Unit-level regression tests of the outside security review (issue 12),
+// on the direct-handler fixture with a clock the test moves.
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wecomgate/wecomgate/module/wecomauth"
+	"github.com/wecomgate/wecomgate/module/wecomsim"
+)
+
+// movedClock is the real clock moved forward by what the test advances it:
+// time still passes while a request waits on WeCom, and the test jumps
+// over recheck intervals without sleeping.
+type movedClock struct {
+	mu     sync.Mutex
+	offset time.Duration
+}
+
+func newFakeClock() *movedClock { return &movedClock{} }
+
+func (c *movedClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.offset)
+}
+
+func (c *movedClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.offset += d
+	c.mu.Unlock()
+}
+
+func (g *unitGW) get(t *testing.T, path, token string) (*httptest.ResponseRecorder, *nextProbe) {
+	t.Helper()
+	r := httptest.NewRequest(http.MethodGet, path, nil)
+	r.Header.Set("Authorization", "Bearer "+token)
+	return g.serve(t, r)
+}
+
+// Item 10: while WeCom hangs, a due user's first request waits for the
+// call budget once; the pause after that failure counts from when the
+// attempt ended, so the next request is served at once on stale facts
+// instead of waiting again.
+func TestHangingWeComPausesRechecksFromTheAttemptsEnd(t *testing.T) {
+	g := newUnitGW(t)
+	// A pause shorter than the budget: measured from the request's start,
+	// as before, it would be over by the time the attempt ends.
+	wecomauth.SetWeComTimings(g.h, 300*time.Millisecond, 200*time.Millisecond)
+	tok := g.login(t, "acme", "zhangsan")
+	// Past recheck (default 10m), within stale_grace (default 1h).
+	clock := newFakeClock()
+	clock.Advance(11 * time.Minute)
+	wecomauth.SetClock(g.h, clock.Now)
+	g.sim.InjectFault(wecomsim.Fault{Endpoint: "user/get", Delay: 5 * time.Second})
+
+	start := time.Now()
+	if rec, next := g.get(t, "/api/x", tok); rec.Code != http.StatusOK || !next.called {
+		t.Fatalf("first request while WeCom hangs: %d %s", rec.Code, rec.Body)
+	}
+	if took := time.Since(start); took < 250*time.Millisecond {
+		t.Fatalf("the first request did not wait for WeCom (%v)", took)
+	}
+	calls := g.sim.Counts()["user/get"]
+	start = time.Now()
+	if rec, _ := g.get(t, "/api/x", tok); rec.Code != http.StatusOK {
+		t.Fatalf("second request: %d %s", rec.Code, rec.Body)
+	}
+	if took := time.Since(start); took > 100*time.Millisecond {
+		t.Errorf("the second request waited %v on a WeCom that just failed", took)
+	}
+	if n := g.sim.Counts()["user/get"]; n != calls {
+		t.Errorf("user/get asked again during the pause: %d → %d", calls, n)
+	}
+	// After the pause WeCom is asked again.
+	clock.Advance(200 * time.Millisecond)
+	g.get(t, "/api/x", tok)
+	if n := g.sim.Counts()["user/get"]; n <= calls {
+		t.Errorf("user/get not asked after the pause: %d", n)
+	}
+}
+
+// Item 12: a token from a replayed code carries the check of the first
+// exchange, so a user disabled since is refused at recheck after that
+// check, not after the replay.
+func TestReplayedCodeKeepsItsCheckTime(t *testing.T) {
+	g := newUnitGW(t)
+	clock := newFakeClock()
+	wecomauth.SetClock(g.h, clock.Now)
+	code := g.mint(t, "acme", "zhangsan")
+	login := func() string {
+		t.Helper()
+		rec, _ := g.serve(t, jsonPost("/wecom/login", `{"code":"`+code+`"}`))
+		if rec.Code != http.StatusOK {
+			t.Fatalf("login: %d %s", rec.Code, rec.Body)
+		}
+		return tokenOf(t, rec)
+	}
+	login()
+	clock.Advance(4 * time.Minute)
+	replayed := login() // within recheck: reuses the first check
+	if err := g.sim.SetUser("acme", wecomsim.User{UserID: "zhangsan", Name: "张三", Departments: []int64{1, 2}, Status: wecomsim.StatusDisabled}); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(6*time.Minute + time.Second) // 10m1s after the check, 6m1s after the replay
+	rec, next := g.get(t, "/api/x", replayed)
+	if rec.Code != http.StatusForbidden || next.called {
+		t.Errorf("disabled user with a replayed code's token, past recheck of the real check: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// tokenOf reads the token of a login answer.
+func tokenOf(t *testing.T, rec *httptest.ResponseRecorder) string {
+	t.Helper()
+	var out struct{ Token string }
+	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil || out.Token == "" {
+		t.Fatalf("no token in %s", rec.Body)
+	}
+	return out.Token
+}
