@@ -329,13 +329,13 @@ func TestAPIBaseMustBeHTTPSUnlessLoopback(t *testing.T) {
 	}
 	t.Setenv("X", "s")
 	for base, ok := range map[string]bool{
-		"http://qyapi.weixin.qq.com": false,
-		"http://10.0.0.8:8081":       false,
-		"ftp://127.0.0.1":            false,
+		"http://qyapi.weixin.qq.com":  false,
+		"http://10.0.0.8:8081":        false,
+		"ftp://127.0.0.1":             false,
 		"https://qyapi.weixin.qq.com": true,
-		"http://127.0.0.1:8081":      true,
-		"http://[::1]:8081":          true,
-		"http://localhost:8081":      true,
+		"http://127.0.0.1:8081":       true,
+		"http://[::1]:8081":           true,
+		"http://localhost:8081":       true,
 	} {
 		err := testcaddy.LoadError(cfg(base))
 		if (err == nil) != ok {
