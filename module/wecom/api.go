@@ -17,10 +17,9 @@ const (
 	endpointSession = "jscode2session"
 	endpointUser    = "user/get"
 
-	// maxCodeLen and maxUserIDLen reject absurd input before it becomes a
-	// URL; real codes are ~32 bytes and userids at most 64.
-	maxCodeLen   = 512
-	maxUserIDLen = 256
+	// maxCodeLen rejects absurd input before it becomes a URL; real codes
+	// are ~32 bytes.
+	maxCodeLen = 512
 )
 
 // Corp is one corp's credentials for the app the mini program is
@@ -105,13 +104,15 @@ func (c *Client) CodeToSession(ctx context.Context, corp Corp, code string) (Ses
 }
 
 // GetUser reads a member of corp. A user outside the app's visible range
-// or unknown fails with KindUserNotAllowed.
+// or unknown fails with KindUserNotAllowed. A userID that is not
+// ValidUserID is refused with KindDefinitive without asking WeCom: no
+// member can have it, so it is the caller's mistake.
 func (c *Client) GetUser(ctx context.Context, corp Corp, userID string) (User, error) {
 	if err := checkCorp(endpointUser, corp); err != nil {
 		return User{}, err
 	}
-	if userID == "" || len(userID) > maxUserIDLen {
-		return User{}, invalidArg(endpointUser, corp.ID, KindDefinitive, "empty or oversized userid")
+	if !ValidUserID(userID) {
+		return User{}, invalidArg(endpointUser, corp.ID, KindDefinitive, "userid of %d bytes is not a WeCom userid", len(userID))
 	}
 	var u User
 	err := c.withToken(ctx, endpointUser, corp, func(tok string) error {
@@ -177,11 +178,17 @@ type sessionAnswer struct {
 	DeviceID   string `json:"deviceid"`
 }
 
+// check refuses identities WeCom cannot have issued: the gateway trusts
+// them as they are (SPEC §1), so a hostile API base answering
+// "review:boss" must fail the login, not pass as that user.
 func (a *sessionAnswer) check() error {
-	if a.CorpID == "" || a.UserID == "" {
-		return errors.New("no corpid or userid")
+	if a.CorpID == "" {
+		return errors.New("no corpid")
 	}
-	return nil
+	if !validCorpID(a.CorpID) {
+		return errors.New("corpid of " + strconv.Itoa(len(a.CorpID)) + " bytes is not printable ASCII without ' ' or ':', at most 64 bytes")
+	}
+	return checkUserID(a.UserID)
 }
 
 type userAnswer struct {
@@ -194,9 +201,7 @@ type userAnswer struct {
 	Position       string  `json:"position"`
 }
 
-func (a *userAnswer) check() error {
-	if a.UserID == "" {
-		return errors.New("no userid")
-	}
-	return nil
-}
+// check holds user/get's userid to the same rule as jscode2session's,
+// though the gateway keeps the userid it asked for: an answer with an
+// impossible one is not WeCom's, so none of its fields can be trusted.
+func (a *userAnswer) check() error { return checkUserID(a.UserID) }

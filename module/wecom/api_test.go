@@ -353,3 +353,159 @@ func TestKindString(t *testing.T) {
 		}
 	}
 }
+
+func TestValidUserID(t *testing.T) {
+	for s, want := range map[string]bool{
+		"alice":                 true,
+		"a.b-c_d@e":             true,
+		"Zhang.San@example.com": true,
+		"0":                     true,
+		strings.Repeat("a", 64): true,
+		"wo" + strings.Repeat("0123456789abcdef", 3): true, // jscode2session's opaque ids
+		"":                      false,
+		strings.Repeat("a", 65): false,
+		"review:boss":           false,
+		"a b":                   false,
+		"a/b":                   false,
+		"zhāng":                 false,
+		"张三":                    false,
+		"a\nb":                  false,
+		"a\x00":                 false,
+		"_lead":                 false, // WeCom wants a letter or digit first
+		".":                     false,
+		"..":                    false,
+		"-x":                    false,
+		"@x":                    false,
+		"a+b":                   false,
+		"a%2Fb":                 false,
+	} {
+		if got := wecom.ValidUserID(s); got != want {
+			t.Errorf("ValidUserID(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
+
+// badUserIDs are userids an API base may answer that WeCom cannot have
+// issued; a nil one leaves the field out.
+var badUserIDs = []*string{
+	ptr("review:boss"), ptr(""), nil, ptr(strings.Repeat("a", 65)), ptr("a b"), ptr("zhāng"), ptr("a/b"),
+	ptr("a\r\nX-WeCom-UserId: boss"), ptr("_lead"), ptr(".."),
+}
+
+var goodUserIDs = []string{strings.Repeat("a", 64), "a.b-c_d@e", "0", "wo" + strings.Repeat("ab", 15)}
+
+func ptr(s string) *string { return &s }
+
+func showID(p *string) string {
+	if p == nil {
+		return "(missing)"
+	}
+	return strconv.Quote(*p)
+}
+
+// sessionBody is a successful jscode2session answer; nil fields are left out.
+func sessionBody(corpID, userID *string) map[string]any {
+	m := map[string]any{"errcode": 0, "errmsg": "ok", "session_key": "c2Vzc2lvbi1rZXktZmFrZQ==", "deviceid": ""}
+	if corpID != nil {
+		m["corpid"] = *corpID
+	}
+	if userID != nil {
+		m["userid"] = *userID
+	}
+	return m
+}
+
+// TestImpossibleIdentitiesRefused: an answer naming a userid or corpid
+// WeCom cannot have issued fails definitively (the gateway's 502
+// wecom_error), once, without being retried and without echoing the value.
+func TestImpossibleIdentitiesRefused(t *testing.T) {
+	f := newFakeWeCom(t)
+	f.set("/cgi-bin/gettoken", `{"errcode":0,"errmsg":"ok","access_token":"fake-access-token","expires_in":7200}`)
+	rec := &recorder{}
+	c := wecom.New(wecom.Options{BaseURL: f.srv.URL, Attempts: 3, Backoff: time.Millisecond, Observer: rec})
+	ctx := context.Background()
+	corp := fakeCorp()
+
+	refused := func(t *testing.T, what, path string, call func() error, value *string) {
+		t.Helper()
+		before := f.count(path)
+		err := call()
+		ee := asError(t, err)
+		if ee.Kind != wecom.KindDefinitive || ee.Errcode != 0 || ee.CorpID != corp.ID {
+			t.Errorf("%s: got %v (kind %v), want a definitive bad response", what, err, ee.Kind)
+		}
+		if n := f.count(path) - before; n != 1 {
+			t.Errorf("%s: %s asked %d times, want 1 (not retried)", what, path, n)
+		}
+		if calls, _ := rec.snapshot(); !strings.HasSuffix(calls[len(calls)-1], " bad_response") {
+			t.Errorf("%s: observed %q, want bad_response", what, calls[len(calls)-1])
+		}
+		if value != nil && len(*value) > 2 && strings.Contains(err.Error(), *value) {
+			t.Errorf("%s: error %q repeats the answered value", what, err)
+		}
+	}
+
+	okCorp := corp.ID
+	for _, id := range badUserIDs {
+		f.setJSON(t, "/cgi-bin/miniprogram/jscode2session", sessionBody(&okCorp, id))
+		refused(t, "jscode2session userid "+showID(id), "/cgi-bin/miniprogram/jscode2session", func() error {
+			_, err := c.CodeToSession(ctx, corp, "some-code")
+			return err
+		}, id)
+
+		u := map[string]any{"errcode": 0, "errmsg": "ok", "name": "Boss", "status": 1}
+		if id != nil {
+			u["userid"] = *id
+		}
+		f.setJSON(t, "/cgi-bin/user/get", u)
+		refused(t, "user/get userid "+showID(id), "/cgi-bin/user/get", func() error {
+			_, err := c.GetUser(ctx, corp, "alice")
+			return err
+		}, id)
+
+		// Nor does GetUser send one: no member can have it.
+		if id != nil {
+			before := f.count("/cgi-bin/user/get")
+			_, err := c.GetUser(ctx, corp, *id)
+			if wecom.KindOf(err) != wecom.KindDefinitive || f.count("/cgi-bin/user/get") != before {
+				t.Errorf("GetUser(%s): %v, sent: %v; want definitive, not sent", showID(id), err, f.count("/cgi-bin/user/get") != before)
+			}
+		}
+	}
+
+	goodUser := "alice"
+	for _, id := range []*string{
+		ptr(""), nil, ptr("ww:evil"), ptr("ww evil"), ptr("ww\tx"), ptr("ww\x7f"), ptr("wwé"),
+		ptr("ww" + strings.Repeat("0", 63)),
+	} {
+		f.setJSON(t, "/cgi-bin/miniprogram/jscode2session", sessionBody(id, &goodUser))
+		refused(t, "jscode2session corpid "+showID(id), "/cgi-bin/miniprogram/jscode2session", func() error {
+			_, err := c.CodeToSession(ctx, corp, "some-code")
+			return err
+		}, id)
+	}
+}
+
+// TestPossibleIdentitiesAccepted covers the edges of what WeCom may answer.
+func TestPossibleIdentitiesAccepted(t *testing.T) {
+	f := newFakeWeCom(t)
+	f.set("/cgi-bin/gettoken", `{"errcode":0,"errmsg":"ok","access_token":"fake-access-token","expires_in":7200}`)
+	c := wecom.New(wecom.Options{BaseURL: f.srv.URL, Attempts: 1})
+	ctx := context.Background()
+	corp := fakeCorp()
+	for _, userID := range goodUserIDs {
+		for _, corpID := range []string{corp.ID, "ww0123456789abcdef", "ww" + strings.Repeat("f", 62)} {
+			f.setJSON(t, "/cgi-bin/miniprogram/jscode2session", sessionBody(&corpID, &userID))
+			s, err := c.CodeToSession(ctx, corp, "some-code")
+			if err != nil || s.UserID != userID || s.CorpID != corpID {
+				t.Errorf("corpid %q userid %q: %v, %v", corpID, userID, s, err)
+			}
+		}
+		f.setJSON(t, "/cgi-bin/user/get", map[string]any{"errcode": 0, "errmsg": "ok", "userid": userID, "name": "N", "status": 1})
+		before := f.count("/cgi-bin/user/get")
+		u, err := c.GetUser(ctx, corp, userID)
+		if err != nil || u.UserID != userID || f.count("/cgi-bin/user/get") != before+1 {
+			t.Errorf("GetUser(%q): %+v, %v", userID, u, err)
+		}
+	}
+}

@@ -18,8 +18,11 @@
 //     (no such user).
 //   - KindDefinitive: 40001 (wrong secret), 40013, 48002, 60020, any errcode
 //     not listed here, any other HTTP status (redirects are not followed:
-//     they would replay the query), or a success answer missing its fields.
-//     Retrying will not help; it is usually configuration.
+//     they would replay the query), or a success answer missing its fields
+//     or naming an identity WeCom cannot have issued: a userid that is not
+//     ValidUserID, or a corpid that is not printable ASCII without ' ' and
+//     ':' of at most 64 bytes. Retrying will not help; it is usually
+//     configuration, or an API base that is not WeCom.
 //   - KindTokenInvalid (40014, 42001, 42009) is handled inside: the token
 //     is dropped and fetched anew and the call repeated once. Should WeCom
 //     reject the fresh token too, the error is returned as KindTransient
@@ -35,7 +38,9 @@
 // Tokens are cached process-wide per (base URL, corp id, secret), the
 // secret held only as a salted SHA-256, so that Clients rebuilt by a Caddy
 // config reload reuse them. A token is used until expires_in minus a tenth
-// of it (at most 5 minutes). At most one gettoken per key is in flight
+// of it (at most 5 minutes), expires_in first clamped to between 1 minute
+// and 4 hours (twice WeCom's 7200 s): zero, negative, fractional, huge or
+// missing values neither overflow nor make a token that never expires. At most one gettoken per key is in flight
 // whatever the concurrency: the fetch is shared, runs detached from any one
 // caller's cancellation (bounded by Timeout and Attempts instead), and each
 // waiter returns on its own context. When a call reports the token invalid

@@ -24,3 +24,12 @@ func NoJitter(t testing.TB) {
 	jitter = func(d time.Duration) time.Duration { return d }
 	t.Cleanup(func() { jitter = old })
 }
+
+// TokenDropAt is when the cache stops handing out corp's token, so that a
+// test can check a lifetime without waiting for it.
+func TokenDropAt(c *Client, corp Corp) (time.Time, bool) {
+	c.tokens.mu.RLock()
+	defer c.tokens.mu.RUnlock()
+	t, ok := c.tokens.tokens[c.keyOf(corp)]
+	return t.dropAt, ok
+}

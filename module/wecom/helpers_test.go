@@ -1,7 +1,10 @@
 package wecom_test
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"slices"
 	"sync"
@@ -114,4 +117,62 @@ func asError(t testing.TB, err error) *wecom.Error {
 		t.Fatalf("error %v (%T) is not a *wecom.Error", err, err)
 	}
 	return e
+}
+
+// fakeWeCom answers each path with a body the test sets: it says what the
+// simulator, faithful to WeCom, never would, as a hostile or broken API
+// base may.
+type fakeWeCom struct {
+	srv    *httptest.Server
+	mu     sync.Mutex
+	bodies map[string]string // path → JSON answer
+	hits   map[string]int
+}
+
+func newFakeWeCom(t testing.TB) *fakeWeCom {
+	t.Helper()
+	f := &fakeWeCom{bodies: map[string]string{}, hits: map[string]int{}}
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		body, ok := f.bodies[r.URL.Path]
+		f.hits[r.URL.Path]++
+		f.mu.Unlock()
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, body)
+	}))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func (f *fakeWeCom) set(path, body string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.bodies[path] = body
+}
+
+// setJSON answers path with v marshalled, so that test values with quotes,
+// control or non-ASCII characters arrive exactly as given.
+func (f *fakeWeCom) setJSON(t testing.TB, path string, v any) {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.set(path, string(b))
+}
+
+func (f *fakeWeCom) count(path string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.hits[path]
+}
+
+// fakeCorp is a corp of its own per call: tokens are cached process-wide.
+func fakeCorp() wecom.Corp {
+	n := corpSeq.Add(1)
+	return wecom.Corp{ID: fmt.Sprintf("wwfake%04d", n), Secret: fmt.Sprintf("fake-secret-%04d", n)}
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"net/url"
+	"strconv"
 	"sync"
 	"time"
 
@@ -26,6 +28,23 @@ const (
 	// lifetime, if shorter) before WeCom's expiry so that one fetched just
 	// before a slow call does not expire in flight.
 	maxRefreshMargin = 5 * time.Minute
+	// minTokenTTL and maxTokenTTL bound gettoken's expires_in, which
+	// WeCom documents as 7200 s (/document/path/91039). Whoever answers in
+	// WeCom's place may send 0, a negative number, a fraction or
+	// 9223372036854775807: unbounded, that overflows time.Duration into a
+	// token dropped at once (a gettoken per login, spending the corp's
+	// quota) or one kept for centuries.
+	//
+	// The floor is a minute rather than "do not cache": a token that really
+	// is dead is answered 40014/42001 and replaced by withToken anyway, so
+	// using it a minute costs at most one failed call, while not caching
+	// would cost a gettoken per request; whatever expires_in says, an app
+	// then fetches at most about once a minute. The ceiling is twice
+	// WeCom's lifetime: room should WeCom lengthen it somewhat (a longer
+	// one is cut short, costing one gettoken per 4 h), yet a bogus answer
+	// is forgotten within hours.
+	minTokenTTL = time.Minute
+	maxTokenTTL = 2 * 7200 * time.Second
 )
 
 // tokenKey identifies one app's token. The secret is kept only as a salted
@@ -216,12 +235,13 @@ func (c *Client) fetchToken(ctx context.Context, corp Corp, k tokenKey) (string,
 		}
 		return "", err
 	}
-	ttl := time.Duration(a.ExpiresIn) * time.Second
+	ttl, clamped := tokenTTL(a.ExpiresIn)
 	c.tokens.store(k, a.AccessToken, ttl, now)
 	if c.obs != nil {
 		c.obs.TokenRefresh(corp.ID)
 	}
-	c.log.Debug("wecom access token fetched", zap.String("corp_id", corp.ID), zap.Duration("expires_in", ttl))
+	c.log.Debug("wecom access token fetched", zap.String("corp_id", corp.ID),
+		zap.Duration("expires_in", ttl), zap.Bool("expires_in_clamped", clamped))
 	return a.AccessToken, nil
 }
 
@@ -239,15 +259,39 @@ func failureTTLOf(e *Error) time.Duration {
 	return 0
 }
 
+// tokenTTL turns expires_in into a lifetime within [minTokenTTL,
+// maxTokenTTL], and says whether it had to be moved there. A missing,
+// fractional or out-of-range value is not a bad response: the token itself
+// is usable, only its lifetime is in doubt, and the bounds make that safe.
+func tokenTTL(expiresIn json.Number) (time.Duration, bool) {
+	// ParseFloat takes every JSON number, and on overflow returns ±Inf
+	// with ErrRange, which the bounds then handle like any huge value.
+	secs, err := strconv.ParseFloat(string(expiresIn), 64)
+	if err != nil && !errors.Is(err, strconv.ErrRange) {
+		secs = 0 // missing or null
+	}
+	ns := secs * float64(time.Second) // compared as floats: no conversion can overflow
+	switch {
+	case !(ns >= float64(minTokenTTL)): // also NaN, which JSON cannot carry but costs nothing to refuse
+		return minTokenTTL, true
+	case ns > float64(maxTokenTTL):
+		return maxTokenTTL, true
+	}
+	return time.Duration(ns), false
+}
+
 type tokenAnswer struct {
 	apiStatus
 	AccessToken string `json:"access_token"`
-	ExpiresIn   int64  `json:"expires_in"`
+	// ExpiresIn is a json.Number so that a fraction or a number beyond
+	// int64 decodes and is clamped by tokenTTL instead of failing the
+	// whole answer as garbage, which would be retried on every login.
+	ExpiresIn json.Number `json:"expires_in"`
 }
 
 func (a *tokenAnswer) check() error {
-	if a.AccessToken == "" || a.ExpiresIn <= 0 {
-		return errors.New("no access_token or expires_in")
+	if a.AccessToken == "" {
+		return errors.New("no access_token")
 	}
 	return nil
 }

@@ -294,3 +294,67 @@ func TestWaiterCancellationDoesNotFailSharedFetch(t *testing.T) {
 		t.Fatalf("gettoken called %d times, want 1", got)
 	}
 }
+
+// TestExpiresInClamped: whatever expires_in says, the token is cached for
+// between a minute and four hours (twice WeCom's 7200 s), less the refresh
+// margin, and never fails the fetch. The cache's drop time is read, not
+// waited for.
+func TestExpiresInClamped(t *testing.T) {
+	const (
+		floor   = time.Minute - 6*time.Second      // 60 s less a tenth
+		ceiling = 4*time.Hour - 5*time.Minute      // 4 h less the 5 min margin
+		normal  = 7200*time.Second - 5*time.Minute // WeCom's usual answer
+	)
+	f := newFakeWeCom(t)
+	c := wecom.New(wecom.Options{BaseURL: f.srv.URL, Attempts: 1})
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name      string
+		expiresIn string // JSON text; "" leaves the field out
+		want      time.Duration
+	}{
+		{"normal", `7200`, normal},
+		{"fraction", `7200.5`, normal + 500*time.Millisecond},
+		{"at the floor", `60`, floor},
+		{"under the floor", `59`, floor},
+		{"zero", `0`, floor},
+		{"negative", `-1`, floor},
+		{"most negative int64", `-9223372036854775808`, floor},
+		{"null", `null`, floor},
+		{"missing", ``, floor},
+		{"just over the ceiling", `14401`, ceiling},
+		{"max int64", `9223372036854775807`, ceiling},
+		{"beyond time.Duration", `9223372036855`, ceiling},
+		{"wraps time.Duration positive", `1000000000000`, ceiling},
+		{"beyond int64", `1e30`, ceiling},
+		{"beyond float64", `1e400`, ceiling},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := `{"errcode":0,"errmsg":"ok","access_token":"fake-access-token"`
+			if tc.expiresIn != "" {
+				body += `,"expires_in":` + tc.expiresIn
+			}
+			f.set("/cgi-bin/gettoken", body+"}")
+			corp := fakeCorp()
+			before := time.Now()
+			if _, err := c.Token(ctx, corp); err != nil {
+				t.Fatalf("expires_in %s: %v", tc.expiresIn, err)
+			}
+			after := time.Now()
+			dropAt, ok := wecom.TokenDropAt(c, corp)
+			if !ok {
+				t.Fatal("token not cached")
+			}
+			if dropAt.Before(before.Add(tc.want)) || dropAt.After(after.Add(tc.want)) {
+				t.Fatalf("token dropped %v after the fetch, want %v", dropAt.Sub(before), tc.want)
+			}
+			hits := f.count("/cgi-bin/gettoken")
+			if _, err := c.Token(ctx, corp); err != nil {
+				t.Fatal(err)
+			}
+			if f.count("/cgi-bin/gettoken") != hits {
+				t.Fatal("second Token fetched again: the token was not cached")
+			}
+		})
+	}
+}
