@@ -244,3 +244,45 @@ func BenchmarkSeal(b *testing.B) {
 		}
 	}
 }
+
+// A token carries when the user was checked, if earlier than its issue
+// (a replayed login code), and whether it carries facts at all; tokens
+// without either open as before: checked at issue, facts carried.
+func TestCheckTimeAndUncheckedRoundTrip(t *testing.T) {
+	r := mustRing(t, keyA)
+	for _, tc := range []struct {
+		name    string
+		checked time.Time
+		want    time.Time
+		unchk   bool
+	}{
+		{"at issue", time.Time{}, now, false},
+		{"earlier", now.Add(-4 * time.Minute), now.Add(-4 * time.Minute), false},
+		{"later is taken as at issue", now.Add(time.Minute), now, false},
+		{"unchecked", time.Time{}, now, true},
+	} {
+		in := sample()
+		in.CheckedAt, in.Unchecked = tc.checked, tc.unchk
+		tok, _, err := r.Seal(&in, appA)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := r.Open(tok, now, appA)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if !out.Checked().Equal(tc.want) || out.Unchecked != tc.unchk {
+			t.Errorf("%s: checked %v unchecked %v; want %v %v", tc.name, out.Checked(), out.Unchecked, tc.want, tc.unchk)
+		}
+	}
+}
+
+// Claims too large for a token are refused with ErrTooLarge, which the
+// gateway answers by leaving the facts out.
+func TestSealTooLarge(t *testing.T) {
+	in := sample()
+	in.Name = strings.Repeat("名", 2000)
+	if _, _, err := mustRing(t, keyA).Seal(&in, appA); !errors.Is(err, session.ErrTooLarge) {
+		t.Errorf("6,000-byte name: %v, want ErrTooLarge", err)
+	}
+}
