@@ -105,6 +105,10 @@ func newAsserter(ctx caddy.Context, cfg *AssertionConfig) (*asserter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("stored %s: %w", name, err)
 	}
+	return newAsserterWithKey(cfg, key)
+}
+
+func newAsserterWithKey(cfg *AssertionConfig, key *ecdsa.PrivateKey) (*asserter, error) {
 	pub, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
 	if err != nil {
 		return nil, err

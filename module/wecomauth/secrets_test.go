@@ -540,6 +540,7 @@ http://127.0.0.1:%d {
 			corp_id wwpartner
 			secret literal-secret-0123456789
 		}
+		session_key AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=
 	}
 	respond "ok"
 }
@@ -560,6 +561,14 @@ http://127.0.0.1:%d {
 		if !strings.Contains(string(b), `"msg":"the secret is written in the configuration`) ||
 			!strings.Contains(string(b), `"corp":"`+corp+`"`) {
 			t.Errorf("no warning for corp %s, whose secret is written in the configuration", corp)
+		}
+	}
+	for what, msg := range map[string]string{
+		"a session key written in the config": `"msg":"a session_key is written in the configuration`,
+		"a plain-http api_base":               `"msg":"api_base is plain http`,
+	} {
+		if !strings.Contains(string(b), msg) {
+			t.Errorf("no warning for %s", what)
 		}
 	}
 }

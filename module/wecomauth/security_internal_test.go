@@ -1,9 +1,13 @@
 package wecomauth
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"fmt"
 	"net/url"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"golang.org/x/crypto/bcrypt"
@@ -61,5 +65,34 @@ func TestReviewDecoyHasTheHighestCost(t *testing.T) {
 	}
 	if cost, _ := bcrypt.Cost(rv.decoy); cost != bcrypt.MinCost+3 {
 		t.Errorf("decoy cost %d, want %d", cost, bcrypt.MinCost+3)
+	}
+}
+
+// Item 3: the assertion reuse cache stays bounded however many distinct
+// paths a signed-in client requests.
+func TestAssertionCacheIsBounded(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := newAsserterWithKey(&AssertionConfig{Audience: "api.example"}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := &identity{UserID: "zhangsan", CorpID: "wwacme", Corp: "acme"}
+	now := time.Now()
+	for i := range maxCachedAssertions + 500 {
+		if _, err := a.sign("GET", fmt.Sprintf("/api/%d", i), id, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := a.issued.ItemCount(); n > maxCachedAssertions {
+		t.Errorf("%d cached assertions, bound %d", n, maxCachedAssertions)
+	}
+	// Reuse still works for what was cached.
+	first, _ := a.sign("GET", "/api/0", id, now)
+	again, _ := a.sign("GET", "/api/0", id, now)
+	if first != again {
+		t.Error("a cached assertion was not reused")
 	}
 }
