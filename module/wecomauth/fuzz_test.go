@@ -591,10 +591,7 @@ func checkTokenRemoved(t *testing.T, h http.Header, tokens ...string) {
 				continue
 			}
 			if c.Name == "wecom_session" {
-				var raw []string
-				for _, line := range h.Values("Cookie") {
-					raw = append(raw, line)
-				}
+				raw := h.Values("Cookie")
 				t.Fatalf("the session token went on in the Cookie header %q, which Go's cookie parser reads as "+
 					"wecom_session: check.go sessionCookie and headers.go removeToken compare the untrimmed name; "+
 					"removeToken should drop every pair whose trimmed name is the cookie name", raw)
