@@ -29,6 +29,10 @@ type Handler struct {
 	// simulator and the gateway found at this path on the same origin (say /gateway, proxied to
 	// the gateway) or at this http(s) URL (which then has to allow the page's origin).
 	Playground string `json:"playground,omitempty"`
+	// DevAllowRemote lets the development interface and the playground answer any client at
+	// any Host. By default they answer only loopback clients (Caddy's client IP, so the real
+	// client behind a trusted proxy) at a Host of localhost or a loopback address.
+	DevAllowRemote bool `json:"dev_allow_remote,omitempty"`
 
 	sim        *Simulator
 	poolKey    string
@@ -73,6 +77,7 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // Provision finds the Simulator of this configuration or builds it.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	// The playground page has no state: switching it on or off keeps the Simulator.
+	// dev_allow_remote stays in the key, as the Simulator itself enforces it.
 	withoutPage := *h
 	withoutPage.Playground = ""
 	key, err := json.Marshal(&withoutPage)
@@ -89,6 +94,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.sim = val.(pooled).Simulator
 	ctx.Logger().Warn("WeCom simulator enabled: for development only, never expose it",
 		zap.String("dev_path", h.sim.devPath), zap.Int("corps", len(h.Corps)))
+	if h.DevAllowRemote {
+		ctx.Logger().Warn("WeCom simulator dev_allow_remote: the development interface answers any client at any Host; "+
+			"anyone who reaches this server can sign in as any user",
+			zap.String("dev_path", h.sim.devPath))
+	}
 	if h.Playground != "" {
 		if h.playground, err = newPlaygroundPage(h.Playground, h.sim.devPath); err != nil {
 			return err
@@ -103,7 +113,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 // secrets so that they can come from the environment.
 func (h *Handler) config() Config {
 	repl := caddy.NewReplacer()
-	cfg := Config{TokenTTL: time.Duration(h.TokenTTL), CodeTTL: time.Duration(h.CodeTTL), DevPath: h.DevPath}
+	cfg := Config{
+		TokenTTL: time.Duration(h.TokenTTL), CodeTTL: time.Duration(h.CodeTTL), DevPath: h.DevPath,
+		DevAllowRemote: h.DevAllowRemote,
+	}
 	for _, c := range h.Corps {
 		corp := Corp{Name: c.Name, CorpID: c.CorpID, Secret: repl.ReplaceAll(c.Secret, "")}
 		if corp.Name == "" {
@@ -190,7 +203,10 @@ func (h *Handler) Cleanup() error {
 // ServeHTTP answers the WeCom calls and the development interface and passes the rest on.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if h.playground.serves(r.URL.Path) {
-		h.playground.ServeHTTP(w, r)
+		// The page is part of the development interface and guarded the same way.
+		if h.sim.admitDev(w, r) {
+			h.playground.ServeHTTP(w, r)
+		}
 		return nil
 	}
 	if !h.sim.handles(r.URL.Path) {

@@ -240,7 +240,7 @@ func TestMiddleware(t *testing.T) {
 		"/sim/counts":                             http.StatusTeapot,
 	} {
 		w := httptest.NewRecorder()
-		if err := h.ServeHTTP(w, httptest.NewRequest("GET", path, nil), next); err != nil {
+		if err := h.ServeHTTP(w, localRequest("GET", path, nil), next); err != nil {
 			t.Fatal(err)
 		}
 		if w.Code != want {

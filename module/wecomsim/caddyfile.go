@@ -29,6 +29,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		code_ttl  <duration>
 //		dev_path  <path>
 //		playground <gateway path or URL>
+//		dev_allow_remote [true|false]
 //		corp <name> {
 //			corp_id <corpid>
 //			secret  <secret>
@@ -61,6 +62,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "playground":
 			if err := directive.OneArg(d, &h.Playground); err != nil {
+				return err
+			}
+		case "dev_allow_remote":
+			if err := parseFlag(d, "dev_allow_remote", &h.DevAllowRemote); err != nil {
 				return err
 			}
 		case "corp":
@@ -143,22 +148,31 @@ func parseUser(d *caddyfile.Dispenser) (UserConfig, error) {
 			}
 			u.Status = st
 		case "hidden":
-			args := d.RemainingArgs()
-			switch len(args) {
-			case 0:
-				u.Hidden = true
-			case 1:
-				b, err := strconv.ParseBool(args[0])
-				if err != nil {
-					return u, d.Errf("user %s: hidden: %q is not true or false", u.UserID, args[0])
-				}
-				u.Hidden = b
-			default:
-				return u, d.Errf("user %s: hidden: want no value, true or false", u.UserID)
+			if err := parseFlag(d, "user "+u.UserID+": hidden", &u.Hidden); err != nil {
+				return u, err
 			}
 		default:
 			return u, d.Errf("user %s: unknown subdirective %q", u.UserID, d.Val())
 		}
 	}
 	return u, nil
+}
+
+// parseFlag reads a boolean subdirective: bare means true, or an explicit true or false. what
+// names it in errors.
+func parseFlag(d *caddyfile.Dispenser, what string, dst *bool) error {
+	args := d.RemainingArgs()
+	switch len(args) {
+	case 0:
+		*dst = true
+	case 1:
+		b, err := strconv.ParseBool(args[0])
+		if err != nil {
+			return d.Errf("%s: %q is not true or false", what, args[0])
+		}
+		*dst = b
+	default:
+		return d.Errf("%s: want no value, true or false", what)
+	}
+	return nil
 }

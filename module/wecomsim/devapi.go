@@ -6,19 +6,20 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 )
 
-// The development interface lives under DevPath. Every request takes JSON, or the same fields
-// as query parameters so that curl needs no body; when both are present the body wins.
+// The development interface lives under DevPath. Writes take their fields as a JSON body sent
+// with Content-Type: application/json, and no query parameters (see devguard.go for why).
 
 const maxDevBody = 64 << 10
 
 func (s *Simulator) serveDev(w http.ResponseWriter, r *http.Request) {
+	if isWrite(r.Method) && !admitWrite(w, r) {
+		return
+	}
 	route := strings.Trim(strings.TrimPrefix(r.URL.Path, s.devPath), "/")
 	type handler = func(http.ResponseWriter, *http.Request)
 	var methods map[string]handler
@@ -58,8 +59,6 @@ func (s *Simulator) devCode(w http.ResponseWriter, r *http.Request) {
 		Corp   string `json:"corp"`
 		UserID string `json:"userid"`
 	}
-	q := r.URL.Query()
-	in.Corp, in.UserID = q.Get("corp"), q.Get("userid")
 	if !decodeBody(w, r, &in) {
 		return
 	}
@@ -79,16 +78,6 @@ func (s *Simulator) devExpireTokens(w http.ResponseWriter, r *http.Request) {
 	var in struct {
 		Corp    string `json:"corp"`
 		Errcode int    `json:"errcode"`
-	}
-	q := r.URL.Query()
-	in.Corp = q.Get("corp")
-	if v := q.Get("errcode"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			writeDevError(w, http.StatusBadRequest, "invalid_request", "errcode: "+err.Error())
-			return
-		}
-		in.Errcode = n
 	}
 	if !decodeBody(w, r, &in) {
 		return
@@ -138,10 +127,6 @@ func (d *jsonDuration) UnmarshalJSON(b []byte) error {
 
 func (s *Simulator) devInjectFault(w http.ResponseWriter, r *http.Request) {
 	var in faultJSON
-	if err := faultFromQuery(r.URL.Query(), &in); err != nil {
-		writeDevError(w, http.StatusBadRequest, "invalid_request", err.Error())
-		return
-	}
 	if !decodeBody(w, r, &in) {
 		return
 	}
@@ -159,45 +144,6 @@ func (s *Simulator) devInjectFault(w http.ResponseWriter, r *http.Request) {
 	}
 	s.InjectFault(f)
 	w.WriteHeader(http.StatusNoContent)
-}
-
-func faultFromQuery(q url.Values, f *faultJSON) error {
-	f.Endpoint = q.Get("endpoint")
-	for _, field := range []struct {
-		name string
-		dst  *int
-	}{{"errcode", &f.Errcode}, {"status", &f.Status}, {"count", &f.Count}} {
-		if v := q.Get(field.name); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil {
-				return fmt.Errorf("%s: %v", field.name, err)
-			}
-			*field.dst = n
-		}
-	}
-	if q.Has("garbage") {
-		b, err := parseFlag(q.Get("garbage"))
-		if err != nil {
-			return fmt.Errorf("garbage: %v", err)
-		}
-		f.Garbage = b
-	}
-	if v := q.Get("delay"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			return fmt.Errorf("delay: %v", err)
-		}
-		f.Delay = jsonDuration(d)
-	}
-	return nil
-}
-
-// parseFlag reads a boolean query parameter; a bare "?hidden" means true.
-func parseFlag(v string) (bool, error) {
-	if v == "" {
-		return true, nil
-	}
-	return strconv.ParseBool(v)
 }
 
 // checkFault rejects faults that would never fire or never do anything, which are typos.
@@ -234,10 +180,6 @@ type userJSON struct {
 
 func (s *Simulator) devSetUser(w http.ResponseWriter, r *http.Request) {
 	var in userJSON
-	if err := userFromQuery(r.URL.Query(), &in); err != nil {
-		writeDevError(w, http.StatusBadRequest, "invalid_request", err.Error())
-		return
-	}
 	if !decodeBody(w, r, &in) {
 		return
 	}
@@ -280,45 +222,6 @@ func (s *Simulator) devSetUser(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 
 	writeDevJSON(w, http.StatusOK, userOut(corpName, u))
-}
-
-func userFromQuery(q url.Values, u *userJSON) error {
-	u.Corp, u.UserID = q.Get("corp"), q.Get("userid")
-	if q.Has("name") {
-		name := q.Get("name")
-		u.Name = &name
-	}
-	if q.Has("department") {
-		var deps []int64
-		for _, v := range q["department"] {
-			for _, part := range strings.Split(v, ",") {
-				if part = strings.TrimSpace(part); part == "" {
-					continue
-				}
-				n, err := strconv.ParseInt(part, 10, 64)
-				if err != nil {
-					return fmt.Errorf("department: %v", err)
-				}
-				deps = append(deps, n)
-			}
-		}
-		u.Department = &deps
-	}
-	if v := q.Get("status"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return fmt.Errorf("status: %v", err)
-		}
-		u.Status = &n
-	}
-	if q.Has("hidden") {
-		b, err := parseFlag(q.Get("hidden"))
-		if err != nil {
-			return fmt.Errorf("hidden: %v", err)
-		}
-		u.Hidden = &b
-	}
-	return nil
 }
 
 func userOut(corpName string, u User) userJSON {

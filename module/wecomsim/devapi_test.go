@@ -2,6 +2,7 @@ package wecomsim
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -9,19 +10,44 @@ import (
 	"time"
 )
 
-// dev sends a request to the development interface and decodes a JSON answer, if any.
+// localRequest is a request as a developer's own tools send it: from a loopback client to a
+// loopback Host, writes with a JSON content type.
+func localRequest(method, target string, body io.Reader) *http.Request {
+	r := httptest.NewRequest(method, target, body)
+	r.RemoteAddr = "127.0.0.1:49152"
+	r.Host = "127.0.0.1:8081"
+	if isWrite(method) {
+		r.Header.Set("Content-Type", "application/json")
+	}
+	return r
+}
+
+// dev sends a local request to the development interface and decodes a JSON answer, if any.
 func dev(t *testing.T, s *Simulator, method, target, body string) (int, map[string]any, string) {
 	t.Helper()
-	r := httptest.NewRequest(method, target, strings.NewReader(body))
+	return serveDevRequest(t, s, localRequest(method, target, strings.NewReader(body)))
+}
+
+// serveDevRequest serves r and decodes a JSON answer, if any.
+func serveDevRequest(t *testing.T, h http.Handler, r *http.Request) (int, map[string]any, string) {
+	t.Helper()
+	what := r.Method + " " + r.URL.RequestURI()
 	w := httptest.NewRecorder()
-	s.ServeHTTP(w, r)
+	h.ServeHTTP(w, r)
+	m, body := decodeAnswer(t, what, w.Body.Bytes())
+	return w.Code, m, body
+}
+
+// decodeAnswer decodes a JSON answer of the development interface, if any.
+func decodeAnswer(t *testing.T, what string, b []byte) (map[string]any, string) {
+	t.Helper()
 	var m map[string]any
-	if w.Body.Len() > 0 {
-		if err := json.Unmarshal(w.Body.Bytes(), &m); err != nil {
-			t.Fatalf("%s %s: answer is not JSON: %q", method, target, w.Body.String())
+	if len(b) > 0 {
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatalf("%s: answer is not JSON: %q", what, b)
 		}
 	}
-	return w.Code, m, w.Body.String()
+	return m, string(b)
 }
 
 func wantStatus(t *testing.T, what string, got, want int, body string) {
@@ -45,10 +71,16 @@ func TestDevCode(t *testing.T) {
 		t.Errorf("minted code exchanges to %s", a.body)
 	}
 
-	st, m, body = dev(t, s, "POST", "/sim/code?corp="+betaID+"&userid=zhaoliu", "")
-	wantStatus(t, "mint by query", st, 200, body)
+	st, m, body = dev(t, s, "POST", "/sim/code", `{"corp":"`+betaID+`","userid":"zhaoliu"}`)
+	wantStatus(t, "mint naming the corp by corp_id", st, 200, body)
 	if a := exchange(t, s, tok, m["code"].(string)); a.str("userid") != "zhaoliu" {
 		t.Errorf("minted code exchanges to %s", a.body)
+	}
+
+	// Query parameters were once read on writes; now they are refused, not silently ignored.
+	st, m, body = dev(t, s, "POST", "/sim/code?corp="+betaID+"&userid=zhaoliu", "")
+	if st != 400 || m["error"] != "invalid_request" || !strings.Contains(m["message"].(string), "JSON body") {
+		t.Errorf("mint by query: HTTP %d %s, want 400 asking for a JSON body", st, body)
 	}
 
 	st, _, body = dev(t, s, "POST", "/sim/code", `{"userid":"lisi"}`) // the first corp
@@ -84,9 +116,9 @@ func TestDevExpireTokens(t *testing.T) {
 	wantErrcode(t, "expired by the dev interface", userGet(t, s, tok, "lisi"), 40014)
 
 	tok = getToken(t, s, acmeID, acmeSecret)
-	st, _, body = dev(t, s, "POST", "/sim/tokens/expire?errcode=42001", "")
-	wantStatus(t, "expire all by query", st, 204, body)
-	wantErrcode(t, "expired by query", userGet(t, s, tok, "lisi"), 42001)
+	st, _, body = dev(t, s, "POST", "/sim/tokens/expire", "")
+	wantStatus(t, "expire all with no body", st, 204, body)
+	wantErrcode(t, "expired with the default errcode", userGet(t, s, tok, "lisi"), 42001)
 
 	st, _, body = dev(t, s, "POST", "/sim/tokens/expire", `{"corp":"nosuch"}`)
 	wantStatus(t, "unknown corp", st, 404, body)
@@ -114,10 +146,10 @@ func TestDevFaults(t *testing.T) {
 	wantStatus(t, "clear", st, 204, body)
 	wantErrcode(t, "after clearing", userGet(t, s, tok, "lisi"), 0)
 
-	st, _, body = dev(t, s, "POST", "/sim/faults?endpoint=gettoken&status=503&count=1", "")
-	wantStatus(t, "inject by query", st, 204, body)
+	st, _, body = dev(t, s, "POST", "/sim/faults", `{"endpoint":"gettoken","status":503,"count":1}`)
+	wantStatus(t, "inject an HTTP status", st, 204, body)
 	if a := call(t, s, pathGetToken, "corpid", acmeID, "corpsecret", acmeSecret); a.status != 503 {
-		t.Errorf("fault by query: HTTP %d", a.status)
+		t.Errorf("injected HTTP status: HTTP %d", a.status)
 	}
 
 	for _, bad := range []string{
@@ -160,14 +192,14 @@ func TestDevUsers(t *testing.T) {
 		t.Errorf("after partial update user/get answers %s", a.body)
 	}
 
-	st, _, body = dev(t, s, "PUT", "/sim/users?corp=acme&userid=zhangsan&hidden", "")
-	wantStatus(t, "hide by query", st, 200, body)
+	st, _, body = dev(t, s, "PUT", "/sim/users", `{"corp":"acme","userid":"zhangsan","hidden":true}`)
+	wantStatus(t, "hide", st, 200, body)
 	wantErrcode(t, "hidden by the dev interface", userGet(t, s, tok, "zhangsan"), 60011)
 
-	st, _, body = dev(t, s, "PUT", "/sim/users?corp=acme&userid=zhangsan&hidden=false&department=7,8", "")
-	wantStatus(t, "unhide by query", st, 200, body)
+	st, _, body = dev(t, s, "PUT", "/sim/users", `{"corp":"acme","userid":"zhangsan","hidden":false,"department":[7,8]}`)
+	wantStatus(t, "unhide and move", st, 200, body)
 	if a := userGet(t, s, tok, "zhangsan"); !strings.Contains(a.body, `"department":[7,8]`) {
-		t.Errorf("after update by query: %s", a.body)
+		t.Errorf("after unhiding and moving: %s", a.body)
 	}
 
 	for _, tc := range []struct {

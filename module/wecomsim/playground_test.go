@@ -72,7 +72,7 @@ func TestPlaygroundServed(t *testing.T) {
 	})
 	serve := func(method, path string) *httptest.ResponseRecorder {
 		w := httptest.NewRecorder()
-		if err := h.ServeHTTP(w, httptest.NewRequest(method, path, nil), next); err != nil {
+		if err := h.ServeHTTP(w, localRequest(method, path, nil), next); err != nil {
 			t.Fatal(err)
 		}
 		return w
@@ -114,7 +114,7 @@ func TestPlaygroundOffByDefault(t *testing.T) {
 	defer h.Cleanup()
 	w := httptest.NewRecorder()
 	next := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
-	if err := h.ServeHTTP(w, httptest.NewRequest("GET", "/sim/playground", nil), next); err != nil {
+	if err := h.ServeHTTP(w, localRequest("GET", "/sim/playground", nil), next); err != nil {
 		t.Fatal(err)
 	}
 	if w.Code != http.StatusNotFound || strings.Contains(w.Body.String(), "<html") {

@@ -2,7 +2,9 @@
 // gettoken, miniprogram/jscode2session and user/get, with WeCom's token and code lifetimes
 // and error codes, plus a development interface to mint login codes, expire tokens, inject
 // faults and read call counts. It lets the example, the tests and the benchmarks run on one
-// machine with no WeCom account. It is for development only.
+// machine with no WeCom account. It is for development only: the development interface answers
+// only loopback clients at a loopback Host unless [Config.DevAllowRemote] says otherwise, and
+// its writes need Content-Type: application/json.
 //
 // The core ([Simulator]) is a plain http.Handler usable with httptest; the Caddy module
 // http.handlers.wecom_simulator wraps it.
@@ -56,6 +58,9 @@ type Config struct {
 	CodeTTL  time.Duration // default 5m
 	DevPath  string        // prefix of the development interface, default "/sim"
 	Corps    []Corp
+	// DevAllowRemote lets any client at any Host use the development interface (and the
+	// playground); by default only loopback clients at a loopback Host may, see admitDev.
+	DevAllowRemote bool
 }
 
 // Corp is one WeCom organisation with the secret of the app the mini program belongs to.
@@ -90,6 +95,8 @@ type Simulator struct {
 	tokenTTL time.Duration
 	codeTTL  time.Duration
 	devPath  string
+	// devAllowRemote turns off the loopback checks of the development interface.
+	devAllowRemote bool
 
 	mu        sync.Mutex
 	corps     []*corp // in configuration order: the first is the default of the dev interface
@@ -127,13 +134,14 @@ const tokenRetention = time.Hour
 // module does): with duplicate corp_ids or names, the first corp wins every lookup.
 func New(cfg Config) *Simulator {
 	s := &Simulator{
-		tokenTTL:  cfg.TokenTTL,
-		codeTTL:   cfg.CodeTTL,
-		devPath:   normalizeDevPath(cfg.DevPath),
-		tokens:    make(map[string]*token),
-		codes:     make(map[string]*code),
-		counts:    make(map[string]int),
-		lastSweep: time.Now(),
+		tokenTTL:       cfg.TokenTTL,
+		codeTTL:        cfg.CodeTTL,
+		devPath:        normalizeDevPath(cfg.DevPath),
+		devAllowRemote: cfg.DevAllowRemote,
+		tokens:         make(map[string]*token),
+		codes:          make(map[string]*code),
+		counts:         make(map[string]int),
+		lastSweep:      time.Now(),
 	}
 	if s.tokenTTL <= 0 {
 		s.tokenTTL = DefaultTokenTTL

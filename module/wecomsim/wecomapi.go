@@ -47,7 +47,9 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	endpoint := endpointOf(r.URL.Path)
 	if endpoint == "" {
 		if s.isDevPath(r.URL.Path) {
-			s.serveDev(w, r)
+			if s.admitDev(w, r) {
+				s.serveDev(w, r)
+			}
 			return
 		}
 		writeDevError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.URL.Path)
