@@ -248,7 +248,7 @@ start_caddy front "$P_BARE"
 
 # --- a session and a check of every row ---------------------------------------------
 
-code=$(curl -sf -XPOST "http://127.0.0.1:$P_SIM/sim/code" -d '{"userid":"u000"}' | sed -n 's/.*"code":"\([^"]*\)".*/\1/p')
+code=$(curl -sf -XPOST "http://127.0.0.1:$P_SIM/sim/code" -H 'Content-Type: application/json' -d '{"userid":"u000"}' | sed -n 's/.*"code":"\([^"]*\)".*/\1/p')
 [ -n "$code" ] || die "the simulator minted no code"
 TOKEN=$(curl -sf -XPOST "http://127.0.0.1:$P_GW/wecom/login" -d "{\"code\":\"$code\"}" | sed -n 's/.*"token":"\([^"]*\)".*/\1/p')
 [ -n "$TOKEN" ] || die "login failed (see $TMP/front.log)"

@@ -66,7 +66,9 @@ function realWx(simURL, user) {
     qy: {
       login(o) {
         wx.codes++;
-        fetch(simURL + '/sim/code', { method: 'POST', body: JSON.stringify(wx.user) })
+        fetch(simURL + '/sim/code', {
+          method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(wx.user),
+        })
           .then((r) => r.json())
           .then((b) => (b.code ? o.success({ code: b.code, errMsg: 'qy.login:ok' }) : o.fail({ errMsg: 'qy.login:fail ' + b.message })))
           .catch((e) => o.fail({ errMsg: 'qy.login:fail ' + e.message }));

@@ -190,6 +190,9 @@ func (e *env) simJSON(method, path string, in, out any) {
 		body = bytes.NewReader(b)
 	}
 	req, _ := http.NewRequest(method, e.sim+path, body)
+	if method != http.MethodGet {
+		req.Header.Set("Content-Type", "application/json") // the dev interface refuses writes without it
+	}
 	resp, err := e.client.Do(req)
 	if err != nil {
 		e.t.Fatal(err)
