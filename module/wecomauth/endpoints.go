@@ -189,8 +189,10 @@ func (h *Handler) serveAuth(w http.ResponseWriter, r *http.Request) error {
 	if d != nil {
 		return h.deny(w, r, d)
 	}
-	orig, ok := forwardedRequest(r)
-	if !ok && id.Review {
+	orig, named := forwardedRequest(r)
+	if !named && id.Review {
+		// No path to judge: a review session passes only on a path it may
+		// reach, and "/" may be one of them.
 		return h.deny(w, r, reviewForbidden())
 	}
 	if d := h.authorizePath(id, orig); d != nil {
@@ -219,8 +221,9 @@ func (h *Handler) serveAuth(w http.ResponseWriter, r *http.Request) error {
 }
 
 // forwardedRequest is the request a forward-auth caller asks about: its
-// method and URI from X-Forwarded-Method and X-Forwarded-Uri, "GET /" when
-// they are absent. ok is false for a URI that does not parse.
+// method and URI from X-Forwarded-Method and X-Forwarded-Uri ("GET /" when
+// they are absent). ok is false without a URI or with one that does not
+// parse.
 func forwardedRequest(r *http.Request) (*http.Request, bool) {
 	orig := r.Clone(r.Context())
 	orig.Method = http.MethodGet
@@ -228,13 +231,15 @@ func forwardedRequest(r *http.Request) (*http.Request, bool) {
 		orig.Method = m
 	}
 	orig.URL = &url.URL{Path: "/"}
-	if fwd := r.Header.Get("X-Forwarded-Uri"); fwd != "" {
-		u, err := url.ParseRequestURI(fwd)
-		if err != nil {
-			return orig, false
-		}
-		orig.URL = u
+	fwd := r.Header.Get("X-Forwarded-Uri")
+	if fwd == "" {
+		return orig, false
 	}
+	u, err := url.ParseRequestURI(fwd)
+	if err != nil {
+		return orig, false
+	}
+	orig.URL = u
 	return orig, true
 }
 

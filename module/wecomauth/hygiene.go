@@ -135,9 +135,10 @@ func deleteWeCom(h http.Header) {
 
 // isWeComHeader reports whether a header name starts with X-WeCom- in any
 // letter case (a header map built by hand need not be canonical), reading
-// '_' as '-': CGI and FastCGI backends, Caddy's php_fastcgi among them,
-// turn both into HTTP_X_WECOM_…, so X-WeCom_UserId would reach them as the
-// gateway's header.
+// '_' and '.' as '-': CGI and FastCGI backends, Caddy's php_fastcgi among
+// them, turn all three into HTTP_X_WECOM_… (PHP folds '.' into '_'), so
+// X-WeCom_UserId or X.WeCom.UserId would reach them as the gateway's
+// header.
 func isWeComHeader(name string) bool {
 	if len(name) < len(headerPrefix) {
 		return false
@@ -145,7 +146,7 @@ func isWeComHeader(name string) bool {
 	for i := range len(headerPrefix) {
 		c := name[i]
 		switch {
-		case c == '_':
+		case c == '_' || c == '.':
 			c = '-'
 		case 'A' <= c && c <= 'Z':
 			c += 'a' - 'A'

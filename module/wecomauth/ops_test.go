@@ -12,62 +12,6 @@ import (
 	"github.com/wecomgate/wecomgate/module/internal/testcaddy"
 )
 
-// The gateway behind Caddy's own forward_auth, as a deployment that keeps
-// its proxy would use it (nginx auth_request works the same way).
-func TestBehindCaddyForwardAuth(t *testing.T) {
-	front := fmt.Sprintf("http://127.0.0.1:%d", testcaddy.Ports(t, 1)[0])
-	e := startEnvSites(t, reviewBlock, "", "", func(e *env) string {
-		return front + ` {
-	route {
-		# forward_auth deletes and copies only the headers it names: drop
-		# every other client X-WeCom-* header first.
-		request_header -X-WeCom-*
-		forward_auth ` + strings.TrimPrefix(e.gw, "http://") + ` {
-			uri /wecom/auth
-			copy_headers X-WeCom-UserId X-WeCom-CorpId X-WeCom-Corp X-WeCom-Name X-WeCom-Department X-WeCom-Review
-		}
-		reverse_proxy ` + e.backend.addr + `
-	}
-}`
-	})
-	get := func(path string, hdrs ...string) reply {
-		saved := e.gw
-		e.gw = front
-		defer func() { e.gw = saved }()
-		return e.do(http.MethodGet, path, "", hdrs...)
-	}
-
-	tok := e.login("acme", "zhangsan")
-	r := get("/api/x", "Authorization: Bearer "+tok, "X-WeCom-Review: 1", "X-WeCom-Extra: x")
-	if r.status != 200 {
-		t.Fatalf("through forward_auth: %d %s", r.status, r.raw)
-	}
-	got := e.backend.last(t)
-	if got.Header.Get("X-WeCom-UserId") != "zhangsan" || got.Header.Get("X-WeCom-Corp") != "acme" ||
-		got.Header.Get("X-WeCom-Department") != "1,2" {
-		t.Errorf("identity through forward_auth: %v", got.Header)
-	}
-	if got.Header.Get("X-WeCom-Review") != "" || got.Header.Get("X-WeCom-Extra") != "" {
-		t.Errorf("a client X-WeCom header passed forward_auth: %v", got.Header)
-	}
-
-	expectError(t, get("/api/x", "X-WeCom-UserId: boss"), http.StatusUnauthorized, "unauthenticated")
-	e.backend.none(t)
-
-	// Review sessions are judged on the original path (X-Forwarded-Uri).
-	rv := e.do(http.MethodPost, "/wecom/review/login", `{"username":"reviewer","password":"review-demo"}`)
-	auth := "Authorization: Bearer " + rv.str("token")
-	if r := get("/api/public/a", auth); r.status != 200 {
-		t.Fatalf("review session on an allowed path: %d %s", r.status, r.raw)
-	}
-	if got := e.backend.last(t); got.Header.Get("X-WeCom-Review") != "1" {
-		t.Errorf("review header not copied: %v", got.Header)
-	}
-	expectError(t, get("/api/orders", auth), http.StatusForbidden, "review_forbidden")
-	expectError(t, get("/api/public/../orders", auth), http.StatusForbidden, "review_forbidden")
-	e.backend.none(t)
-}
-
 // Metrics are on Caddy's metrics endpoint, named wecom_*.
 func TestMetrics(t *testing.T) {
 	admin := fmt.Sprintf("127.0.0.1:%d", testcaddy.Ports(t, 1)[0])
