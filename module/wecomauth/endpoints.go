@@ -182,14 +182,16 @@ type sessionAnswer struct {
 
 // serveAuth is forward-auth for another proxy (Caddy's forward_auth, nginx
 // auth_request): 200 with the identity headers, or the denial. The request
-// being judged is the proxy's original one, named by X-Forwarded-Method and
-// X-Forwarded-Uri; a review session is confined on that path.
+// being judged is the proxy's original one, which only a proxy in the
+// server's trusted_proxies can name (X-Forwarded-Method, X-Forwarded-Uri);
+// a review session is confined on its path.
 func (h *Handler) serveAuth(w http.ResponseWriter, r *http.Request) error {
 	id, token, d := h.authenticate(r, inlineLogin{})
 	if d != nil {
 		return h.deny(w, r, d)
 	}
-	orig, named := forwardedRequest(r)
+	trusted := fromTrustedProxy(r)
+	orig, named := forwardedRequest(r, trusted)
 	if !named && id.Review {
 		// No path to judge: a review session passes only on a path it may
 		// reach, and "/" may be one of them.
@@ -200,7 +202,7 @@ func (h *Handler) serveAuth(w http.ResponseWriter, r *http.Request) error {
 	}
 	hdr := w.Header()
 	identityHeaders(hdr, id)
-	if h.asserter != nil && fromTrustedProxy(r) {
+	if h.asserter != nil && trusted {
 		// Only a proxy the server trusts gets an assertion: handed to an
 		// end client, it would be a bearer credential for the backend.
 		jwt, err := h.asserter.sign(orig.Method, orig.URL.EscapedPath(), id, h.now())
@@ -220,22 +222,20 @@ func (h *Handler) serveAuth(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// forwardedRequest is the request a forward-auth caller asks about: its
-// method and URI from X-Forwarded-Method and X-Forwarded-Uri ("GET /" when
-// they are absent). ok is false without a URI or with one that does not
-// parse.
-func forwardedRequest(r *http.Request) (*http.Request, bool) {
-	orig := r.Clone(r.Context())
-	orig.Method = http.MethodGet
+// forwardedRequest is the request a forward-auth caller asks about: the
+// method and URI a trusted proxy names in X-Forwarded-Method and
+// X-Forwarded-Uri, else "GET /". named is false when no URI was named or
+// it does not parse.
+func forwardedRequest(r *http.Request, trusted bool) (orig *http.Request, named bool) {
+	orig = r.Clone(r.Context())
+	orig.Method, orig.URL = http.MethodGet, &url.URL{Path: "/"}
+	if !trusted {
+		return orig, false
+	}
 	if m := r.Header.Get("X-Forwarded-Method"); m != "" {
 		orig.Method = m
 	}
-	orig.URL = &url.URL{Path: "/"}
-	fwd := r.Header.Get("X-Forwarded-Uri")
-	if fwd == "" {
-		return orig, false
-	}
-	u, err := url.ParseRequestURI(fwd)
+	u, err := url.ParseRequestURI(r.Header.Get("X-Forwarded-Uri"))
 	if err != nil {
 		return orig, false
 	}
