@@ -30,3 +30,7 @@ func SetClock(h *Handler, now func() time.Time) { h.now = now }
 func SetWeComTimings(h *Handler, callBudget, recheckPause time.Duration) {
 	h.callBudget, h.recheckPause = callBudget, recheckPause
 }
+
+// MaxCodeSignIns is the bound on code sign-ins in flight across all
+// clients, for the test that fills it.
+const MaxCodeSignIns = maxCodeSignIns

@@ -133,14 +133,22 @@ func (h *Handler) issue(id *identity) (string, session.Claims, error) {
 
 // signIn runs one sign-in attempt behind the failure limiter, and gives it
 // its log line and metric. attempt returns the corp name the client asked
-// for, if any.
+// for, if any. The attempt's unit of the client's budget is reserved
+// before it runs, so concurrent attempts cannot outrun the count, and it
+// is settled even if the attempt panics: a leaked unit would hold a slot
+// of the in-flight bound for good.
 func (h *Handler) signIn(r *http.Request, method string, attempt func() (*identity, string, *denial)) (*identity, *denial) {
-	if d := h.rateLimited(r); d != nil {
+	res, d := h.reserveSignIn(r, method)
+	if d != nil {
 		h.logLogin(r, method, "", nil, d)
 		return nil, d
 	}
+	// A panic keeps the unit as a failure: an input that crashes the
+	// attempt is worth no more guesses than a wrong one.
+	failed := true
+	defer func() { h.limiter.settle(res, failed, h.now()) }()
 	id, corpName, d := attempt()
-	h.noteLoginResult(r, d)
+	failed = d != nil && countsAsFailure(d)
 	h.logLogin(r, method, corpName, id, d)
 	return id, d
 }
