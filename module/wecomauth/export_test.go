@@ -34,3 +34,7 @@ func SetWeComTimings(h *Handler, callBudget, recheckPause time.Duration) {
 // MaxCodeSignIns is the bound on code sign-ins in flight across all
 // clients, for the test that fills it.
 const MaxCodeSignIns = maxCodeSignIns
+
+// NoSlotWait makes h answer busy at once when the sign-ins in flight are
+// at their bound, instead of waiting up to slotWait for a slot.
+func NoSlotWait(h *Handler) { h.limiter.slotWait = 0 }

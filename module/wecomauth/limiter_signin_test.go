@@ -13,6 +13,8 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 	zapobserver "go.uber.org/zap/zaptest/observer"
+
+	"github.com/wecomgate/wecomgate/module/wecom"
 )
 
 // signInWorld is a handler whose WARN lines a test can read, and a way to
@@ -86,38 +88,64 @@ func TestUntrustedProxyWarnsOnce(t *testing.T) {
 	}
 }
 
-// signIn runs the attempt only after reserving: of 500 concurrent review
-// sign-ins with wrong passwords, at most login_rate (5) reach the attempt,
-// which is where the bcrypt comparison happens; the rest are refused 429
-// without running it.
+// signIn runs the attempt only after reserving: of 500 concurrent sign-ins
+// with bogus codes, at most login_rate (5) reach the attempt, which is
+// where WeCom is called; the others wait and are refused once those fail.
 func TestSignInReservesBeforeAttempt(t *testing.T) {
 	w := newSignInWorld()
 	w.h.limiter = newFailureLimiter(&LoginRate{Failures: 5})
 	var ran atomic.Int32
-	refused := make(chan struct{}, 500)
 	hold := make(chan struct{})
 	var wg sync.WaitGroup
+	var refused atomic.Int32
 	for range 500 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, d := w.attempt("review", false, func() (*identity, string, *denial) {
-				ran.Add(1)
-				<-hold // the attempts let in stay in flight until the others are answered
-				return nil, "", unauthenticated("wrong username or password")
+		wg.Go(func() {
+			_, d := w.attempt("code", false, func() (*identity, string, *denial) {
+				if ran.Add(1) == 5 {
+					close(hold) // five are running at once
+				}
+				<-hold
+				return nil, "", fromWeCom(&wecom.Error{Endpoint: "jscode2session", Errcode: 40029, Kind: wecom.KindInvalidCode})
 			})
-			if d.status == http.StatusTooManyRequests {
-				refused <- struct{}{}
+			if d.code == "rate_limited" && d.retryAfter == 60 {
+				refused.Add(1)
 			}
-		}()
+		})
 	}
-	for range 500 - min(5, w.h.limiter.maxInFlight[reviewSignIn]) {
-		<-refused
+	wg.Wait()
+	if n := ran.Load(); n != 5 || refused.Load() != 495 {
+		t.Fatalf("%d of 500 concurrent sign-ins reached the attempt, %d refused; want 5 and 495", n, refused.Load())
+	}
+}
+
+// A sign-in waiting behind its client's attempts in flight gives up after
+// clientWait: 429, Retry-After 1, and nothing counted against the client.
+func TestSignInGivesUpWaiting(t *testing.T) {
+	w := newSignInWorld()
+	w.h.limiter = newFailureLimiter(&LoginRate{Failures: 1})
+	w.h.limiter.clientWait = time.Millisecond
+	hold, running := make(chan struct{}), make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		w.attempt("code", false, func() (*identity, string, *denial) {
+			close(running)
+			<-hold
+			return &identity{}, "", nil
+		})
+	}()
+	<-running
+	_, d := w.attempt("code", false, func() (*identity, string, *denial) {
+		t.Error("a sign-in ran past the client's budget")
+		return nil, "", nil
+	})
+	if d == nil || d.code != "rate_limited" || d.retryAfter != 1 || !strings.Contains(d.message, "busy") {
+		t.Fatalf("waiting past clientWait: %v (retry %d); want rate_limited busy, retry 1", d, d.retryAfter)
 	}
 	close(hold)
-	wg.Wait()
-	if n := ran.Load(); n < 1 || n > 5 {
-		t.Fatalf("%d of 500 concurrent sign-ins reached the attempt; want 1 to 5", n)
+	<-done
+	if n := len(w.h.limiter.clients); n != 0 {
+		t.Fatalf("limiter tracks %d clients after a success and a give-up", n)
 	}
 }
 
@@ -133,8 +161,8 @@ func TestSignInSettlesAfterPanic(t *testing.T) {
 		}()
 	}
 	l := w.h.limiter
-	if l.inFlight[codeSignIn] != 0 {
-		t.Fatalf("%d sign-ins still in flight after their attempts panicked", l.inFlight[codeSignIn])
+	if n := len(l.slots[codeSignIn]); n != 0 {
+		t.Fatalf("%d slots still taken after their attempts panicked", n)
 	}
 	if _, d := w.attempt("code", false, func() (*identity, string, *denial) { return &identity{}, "", nil }); d == nil || d.code != "rate_limited" {
 		t.Fatalf("after two panicking attempts with login_rate 2: %v; want rate_limited", d)

@@ -1,6 +1,7 @@
 package wecomauth
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"testing"
@@ -14,7 +15,10 @@ var t0 = time.Unix(1000, 0)
 // fail runs one failed attempt for key through the limiter, reporting
 // whether it was let in.
 func fail(l *failureLimiter, key netip.Prefix, now time.Time) bool {
-	res, _, _ := l.reserve(key, codeSignIn, now)
+	res, w, _ := l.reserve(key, now)
+	if w != nil {
+		panic("fail: the attempt would wait")
+	}
 	if res == nil {
 		return false
 	}
@@ -22,19 +26,33 @@ func fail(l *failureLimiter, key netip.Prefix, now time.Time) bool {
 	return true
 }
 
+// turnOf is the turn a waiter has been served, or false if none yet.
+func turnOf(w *waiter) (turn, bool) {
+	select {
+	case t := <-w.turn:
+		return t, true
+	default:
+		return turn{}, false
+	}
+}
+
 // With limit 5, at most 5 attempts of one client are let in however many
-// arrive at once; the others are refused while those are in flight, and
-// once they fail the client waits for its window.
+// arrive at once; the others wait, and once the 5 fail they are all
+// refused until the client's window ends.
 func TestFailureLimiterReservesBeforeAttempt(t *testing.T) {
 	l := newFailureLimiter(&LoginRate{Failures: 5})
 	key := clientKey("192.0.2.1")
 	var held []*reservation
+	var waiting []*waiter
 	for range 5000 {
-		res, retry, busy := l.reserve(key, codeSignIn, t0)
-		if res != nil {
+		res, w, retry := l.reserve(key, t0)
+		switch {
+		case res != nil:
 			held = append(held, res)
-		} else if busy || retry != 1 {
-			t.Fatalf("refused with busy=%v retry=%d while attempts are in flight; want retry 1", busy, retry)
+		case w != nil:
+			waiting = append(waiting, w)
+		default:
+			t.Fatalf("refused (retry %d) before anything failed", retry)
 		}
 	}
 	if len(held) != 5 {
@@ -43,31 +61,80 @@ func TestFailureLimiterReservesBeforeAttempt(t *testing.T) {
 	for _, res := range held {
 		l.settle(res, true, t0)
 	}
-	if res, retry, _ := l.reserve(key, codeSignIn, t0.Add(10*time.Second)); res != nil || retry != 50 {
-		t.Fatalf("after 5 failures: let in=%v retry=%d; want refused for 50 s", res != nil, retry)
+	for i, w := range waiting {
+		if turn, ok := turnOf(w); !ok || turn.res != nil || turn.retryAfter != 60 {
+			t.Fatalf("waiter %d after 5 failures: served %v, let in %v, retry %d; want refused for 60 s",
+				i, ok, turn.res != nil, turn.retryAfter)
+		}
+	}
+	if res, w, retry := l.reserve(key, t0.Add(10*time.Second)); res != nil || w != nil || retry != 50 {
+		t.Fatalf("after 5 failures: let in=%v wait=%v retry=%d; want refused for 50 s", res != nil, w != nil, retry)
 	}
 }
 
-// An attempt that does not fail gives its unit back: a whole office may
-// sign in from one address, at once and again and again, and leaves
-// nothing behind in the limiter.
-func TestFailureLimiterReleasesSuccesses(t *testing.T) {
+// An attempt that does not fail gives its unit back, to the first waiter
+// if any: an office signing in many people at once from one address is
+// let through login_rate at a time, in order, and none is refused; and
+// it leaves nothing behind in the limiter.
+func TestFailureLimiterQueuesBurstOfSuccesses(t *testing.T) {
 	l := newFailureLimiter(&LoginRate{Failures: 2})
 	key := clientKey("192.0.2.1")
-	for range 100 {
-		a, _, _ := l.reserve(key, codeSignIn, t0)
-		b, _, _ := l.reserve(key, codeSignIn, t0)
-		if a == nil || b == nil {
-			t.Fatal("a sign-in refused although nothing failed")
+	var running []*reservation
+	var waiting []*waiter
+	for range 10 {
+		res, w, _ := l.reserve(key, t0)
+		if res != nil {
+			running = append(running, res)
+		} else {
+			waiting = append(waiting, w)
 		}
-		l.settle(a, false, t0)
-		l.settle(b, false, t0)
 	}
-	if !fail(l, key, t0) {
-		t.Fatal("refused after successes only")
+	if len(running) != 2 || len(waiting) != 8 {
+		t.Fatalf("%d running, %d waiting; want 2 and 8", len(running), len(waiting))
 	}
-	if n := len(l.clients); n != 1 {
-		t.Fatalf("limiter tracks %d clients; want only the one that failed", n)
+	for len(running) > 0 {
+		l.settle(running[0], false, t0)
+		running = running[1:]
+		if len(waiting) == 0 {
+			continue
+		}
+		turn, ok := turnOf(waiting[0])
+		if !ok || turn.res == nil {
+			t.Fatalf("the first waiter was not let in when a unit came back (served %v)", ok)
+		}
+		if _, ok := turnOf(waiting[1%len(waiting)]); ok && len(waiting) > 1 {
+			t.Fatal("a unit served two waiters")
+		}
+		running = append(running, turn.res)
+		waiting = waiting[1:]
+	}
+	if n := len(l.clients); n != 0 {
+		t.Fatalf("limiter tracks %d clients after successes only", n)
+	}
+}
+
+// A waiter that gives up leaves the queue; if it was served meanwhile, its
+// unit goes on to the next waiter.
+func TestFailureLimiterCancelPassesTurnOn(t *testing.T) {
+	l := newFailureLimiter(&LoginRate{Failures: 1})
+	key := clientKey("192.0.2.1")
+	res, _, _ := l.reserve(key, t0)
+	_, w1, _ := l.reserve(key, t0)
+	_, w2, _ := l.reserve(key, t0)
+	_, w3, _ := l.reserve(key, t0)
+	l.cancel(w1, t0) // still queued
+	l.settle(res, false, t0)
+	if w2.elem != nil {
+		t.Fatal("the waiter after a cancelled one was not served")
+	}
+	l.cancel(w2, t0) // served, but it gave up at the same moment
+	if turn, ok := turnOf(w3); !ok || turn.res == nil {
+		t.Fatal("a cancelled waiter's unit did not go on to the next waiter")
+	} else {
+		l.settle(turn.res, false, t0)
+	}
+	if n := len(l.clients); n != 0 {
+		t.Fatalf("limiter tracks %d clients after all gave up or succeeded", n)
 	}
 }
 
@@ -81,17 +148,17 @@ func TestFailureLimiterWindowPerClient(t *testing.T) {
 	fail(l, b, t0.Add(30*time.Second))
 	fail(l, b, t0.Add(30*time.Second))
 	at := t0.Add(40 * time.Second)
-	if _, retry, _ := l.reserve(a, codeSignIn, at); retry != 20 {
+	if _, _, retry := l.reserve(a, at); retry != 20 {
 		t.Errorf("a: retry %d; want 20", retry)
 	}
-	if _, retry, _ := l.reserve(b, codeSignIn, at); retry != 50 {
+	if _, _, retry := l.reserve(b, at); retry != 50 {
 		t.Errorf("b: retry %d; want 50", retry)
 	}
 	at = t0.Add(time.Minute)
 	if !fail(l, a, at) {
 		t.Error("a still refused after its window")
 	}
-	if _, retry, _ := l.reserve(b, codeSignIn, at); retry != 30 {
+	if _, _, retry := l.reserve(b, at); retry != 30 {
 		t.Errorf("b: retry %d after a's window; want 30", retry)
 	}
 	if !fail(l, b, t0.Add(90*time.Second)) {
@@ -114,9 +181,9 @@ func TestFailureLimiterFloodCannotLockOutNewcomers(t *testing.T) {
 		t.Fatalf("limiter tracks %d clients; bound is %d", n, maxTrackedClients)
 	}
 	for _, ip := range []string{"2001:db8:ffff::1", "198.51.100.1"} {
-		res, retry, busy := l.reserve(clientKey(ip), codeSignIn, t0)
+		res, w, retry := l.reserve(clientKey(ip), t0)
 		if res == nil {
-			t.Fatalf("new address %s refused (retry %d, busy %v) after a flood from others", ip, retry, busy)
+			t.Fatalf("new address %s not let in (wait %v, retry %d) after a flood from others", ip, w != nil, retry)
 		}
 		l.settle(res, false, t0)
 	}
@@ -152,7 +219,7 @@ func TestFailureLimiterKeepsPersistentClient(t *testing.T) {
 func TestFailureLimiterKeepsClientInFlight(t *testing.T) {
 	l := newFailureLimiter(&LoginRate{Failures: 1})
 	key := clientKey("192.0.2.1")
-	res, _, _ := l.reserve(key, codeSignIn, t0)
+	res, _, _ := l.reserve(key, t0)
 	for i := range maxTrackedClients + 100 {
 		fail(l, clientKey(fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255)), t0)
 	}
@@ -190,44 +257,46 @@ func TestClientKey(t *testing.T) {
 	}
 }
 
-// Past the bound on sign-ins in flight, a sign-in is refused as busy,
-// retry in 1 s, and nothing is counted against its client. Code and
-// review sign-ins have bounds of their own.
+// Past the bound on sign-ins in flight, a sign-in gets no slot (here
+// without waiting for one). Code and review sign-ins have bounds of their
+// own, and a slot comes free when its attempt settles.
 func TestFailureLimiterBoundsSignInsInFlight(t *testing.T) {
 	l := newFailureLimiter(&LoginRate{Failures: 1})
+	l.slotWait = 0
+	ctx := context.Background()
+	reserve := func(ip string, kind signInKind) (*reservation, bool) {
+		res, _, _ := l.reserve(clientKey(ip), t0)
+		return res, l.takeSlot(ctx, res, kind)
+	}
 	var held []*reservation
-	for i := range l.maxInFlight[codeSignIn] {
-		res, _, _ := l.reserve(clientKey(fmt.Sprintf("10.0.%d.%d", i>>8, i&255)), codeSignIn, t0)
-		if res == nil {
-			t.Fatalf("sign-in %d refused below the bound", i)
+	for i := range cap(l.slots[codeSignIn]) {
+		res, ok := reserve(fmt.Sprintf("10.0.%d.%d", i>>8, i&255), codeSignIn)
+		if !ok {
+			t.Fatalf("sign-in %d got no slot below the bound", i)
 		}
 		held = append(held, res)
 	}
-	late := clientKey("192.0.2.1")
-	for range 3 {
-		if res, retry, busy := l.reserve(late, codeSignIn, t0); res != nil || !busy || retry != 1 {
-			t.Fatalf("over the bound: let in=%v busy=%v retry=%d; want busy, retry 1", res != nil, busy, retry)
-		}
+	late, ok := reserve("192.0.2.1", codeSignIn)
+	if ok {
+		t.Fatal("a code sign-in past the bound got a slot")
 	}
-	if _, ok := l.clients[late]; ok {
-		t.Error("a busy refusal was recorded against its client")
+	l.settle(late, false, t0)
+	review, ok := reserve("192.0.2.2", reviewSignIn)
+	if !ok {
+		t.Fatal("a review sign-in got no slot because code sign-ins are busy")
 	}
-	res, _, _ := l.reserve(late, reviewSignIn, t0)
-	if res == nil {
-		t.Fatal("a review sign-in refused because code sign-ins are busy")
-	}
-	l.settle(res, false, t0)
+	l.settle(review, false, t0)
 	l.settle(held[0], false, t0)
-	if !fail(l, late, t0) {
-		t.Fatal("refused once a slot was free")
+	if late, ok = reserve("192.0.2.1", codeSignIn); !ok {
+		t.Fatal("no slot once one came free")
 	}
 
-	for i := range l.maxInFlight[reviewSignIn] {
-		if res, _, _ := l.reserve(clientKey(fmt.Sprintf("10.1.%d.%d", i>>8, i&255)), reviewSignIn, t0); res == nil {
-			t.Fatalf("review sign-in %d refused below the bound", i)
+	for i := range cap(l.slots[reviewSignIn]) {
+		if _, ok := reserve(fmt.Sprintf("10.1.%d.%d", i>>8, i&255), reviewSignIn); !ok {
+			t.Fatalf("review sign-in %d got no slot below the bound", i)
 		}
 	}
-	if _, _, busy := l.reserve(clientKey("192.0.2.2"), reviewSignIn, t0); !busy {
-		t.Fatal("review sign-ins past their bound are not refused")
+	if _, ok := reserve("192.0.2.3", reviewSignIn); ok {
+		t.Fatal("a review sign-in past its bound got a slot")
 	}
 }

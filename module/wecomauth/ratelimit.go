@@ -2,6 +2,7 @@ package wecomauth
 
 import (
 	"container/list"
+	"context"
 	"net/http"
 	"net/netip"
 	"runtime"
@@ -24,12 +25,13 @@ const (
 // addresses: past it, the client whose count was touched least recently is
 // forgotten. A flood thus only ever forgets old counts; it never makes a
 // newcomer share anyone's count, so it cannot lock out an address it did
-// not use. Clients with an attempt in flight are never forgotten and come
-// on top, at most the bounds on sign-ins in flight below.
+// not use. Clients with a sign-in in flight (or waiting for a slot) are
+// never forgotten; they come on top, at most one per open sign-in request.
 const maxTrackedClients = 1 << 16
 
-// Bounds on sign-ins in flight across all clients; past them a sign-in is
-// answered 429 at once (not counted as a failure) instead of queueing.
+// Bounds on sign-ins in flight across all clients. A sign-in past them
+// waits briefly for a slot (a burst of genuine sign-ins gets through) and is
+// then answered 429 with Retry-After 1, not counted as a failure.
 const (
 	// A code sign-in mostly waits on WeCom (jscode2session, then user/get),
 	// holding a goroutine, a connection and a share of the corp's API
@@ -43,7 +45,18 @@ const (
 	// each wait longer and starve ordinary requests of CPU. Only the app
 	// store's reviewer signs in this way.
 	reviewSignInsPerCPU = 2
+	// How long a sign-in waits for a slot: long enough for a burst to drain
+	// (a few rounds of WeCom calls), short enough that a flood is told to
+	// come back rather than kept hanging.
+	slotWait = time.Second
 )
+
+// clientWait is how long a sign-in waits for its client's attempts in
+// flight to settle when they hold the client's whole budget: an office
+// behind one NAT may sign in many people at once: they are let through
+// login_rate attempts at a time rather than refused. Past it, 429 with
+// Retry-After 1, not counted.
+const clientWait = 10 * time.Second
 
 // LoginRate limits failed sign-ins per client IP. Successes are not
 // counted: a whole office may sign in from one address.
@@ -65,19 +78,22 @@ const (
 // An attempt reserves a unit of its client's budget before it runs and
 // keeps it only if it fails, so concurrent attempts cannot overtake the
 // count: with limit n, at most n attempts of one client are ever running
-// or failed in a window.
+// or failed in a window. Attempts past that wait in the client's queue
+// until a unit comes back or the failures reach the limit.
 type failureLimiter struct {
-	limit       int
-	window      time.Duration
-	maxInFlight [signInKinds]int
+	limit      int
+	window     time.Duration
+	clientWait time.Duration
+	slotWait   time.Duration
+	// slots holds a token per sign-in in flight, one channel per kind.
+	slots [signInKinds]chan struct{}
 
 	mu      sync.Mutex
 	clients map[netip.Prefix]*client
 	// idle holds the clients with failures and no attempt in flight, most
 	// recently touched first; only these can be forgotten, so a
-	// reservation's client is always the one in the map.
-	idle     *list.List
-	inFlight [signInKinds]int
+	// reservation's or a waiter's client is always the one in the map.
+	idle *list.List
 
 	proxyWarned atomic.Bool
 }
@@ -87,26 +103,42 @@ type client struct {
 	key      netip.Prefix
 	failures int       // counted failures of the current window
 	since    time.Time // the window's first counted failure
-	inFlight int       // attempts reserved and not yet settled
+	inFlight int       // units reserved and not yet settled
 	elem     *list.Element
+	// waiting holds *waiter, first come first; never empty unless
+	// inFlight > 0, so a settle always comes to serve it.
+	waiting list.List
 }
 
 // reservation is one attempt's hold on the limiter, from reserve to settle.
 type reservation struct {
 	c    *client
 	kind signInKind
+	slot bool // holds a token of slots[kind]
+}
+
+// waiter is a sign-in queued behind its client's attempts in flight.
+type waiter struct {
+	c    *client
+	elem *list.Element // in c.waiting; nil once served
+	turn chan turn     // receives exactly one turn once served
+}
+
+// turn serves a waiter: a unit of the budget, or a refusal.
+type turn struct {
+	res        *reservation
+	retryAfter int
 }
 
 func newFailureLimiter(cfg *LoginRate) *failureLimiter {
 	l := &failureLimiter{
 		limit: DefaultLoginFailures, window: DefaultLoginWindow,
-		maxInFlight: [signInKinds]int{
-			codeSignIn:   maxCodeSignIns,
-			reviewSignIn: reviewSignInsPerCPU * runtime.GOMAXPROCS(0),
-		},
+		clientWait: clientWait, slotWait: slotWait,
 		clients: map[netip.Prefix]*client{},
 		idle:    list.New(),
 	}
+	l.slots[codeSignIn] = make(chan struct{}, maxCodeSignIns)
+	l.slots[reviewSignIn] = make(chan struct{}, reviewSignInsPerCPU*runtime.GOMAXPROCS(0))
 	if cfg != nil && cfg.Failures > 0 {
 		l.limit = cfg.Failures
 	}
@@ -116,48 +148,118 @@ func newFailureLimiter(cfg *LoginRate) *failureLimiter {
 	return l
 }
 
-// reserve holds one unit of key's budget and one slot of kind for an
-// attempt. It refuses (nil) when the key's failures and attempts in flight
-// reach the limit, telling after how many seconds to retry; or, with busy,
-// when every slot of kind is taken.
-func (l *failureLimiter) reserve(key netip.Prefix, kind signInKind, now time.Time) (res *reservation, retryAfter int, busy bool) {
+// reserve asks for one unit of key's budget. It answers a reservation; or
+// a waiter, when the client's attempts in flight hold the rest of its
+// budget (its turn comes when one settles); or neither when the client's
+// failures reach the limit, with the seconds until its window ends.
+func (l *failureLimiter) reserve(key netip.Prefix, now time.Time) (*reservation, *waiter, int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	c := l.clients[key]
 	if c != nil {
 		c.expire(now, l.window)
+		l.serve(c, now)
 		if c.elem != nil {
 			// A client that keeps trying stays tracked, refused or not.
 			l.idle.MoveToFront(c.elem)
 		}
-		if c.failures+c.inFlight >= l.limit {
-			return nil, c.retryAfter(now, l.limit, l.window), false
+		if c.failures >= l.limit {
+			return nil, nil, c.retryAfter(now, l.window)
 		}
-	}
-	if l.inFlight[kind] >= l.maxInFlight[kind] {
-		return nil, 1, true
+		if c.failures+c.inFlight >= l.limit || c.waiting.Len() > 0 {
+			w := &waiter{c: c, turn: make(chan turn, 1)}
+			w.elem = c.waiting.PushBack(w)
+			return nil, w, 0
+		}
 	}
 	if c == nil {
 		c = &client{key: key}
 		l.clients[key] = c
 	}
+	return l.take(c), nil, 0
+}
+
+// take gives c's next unit to an attempt.
+func (l *failureLimiter) take(c *client) *reservation {
 	if c.elem != nil {
 		l.idle.Remove(c.elem)
 		c.elem = nil
 	}
 	c.inFlight++
-	l.inFlight[kind]++
-	return &reservation{c: c, kind: kind}, 0, false
+	return &reservation{c: c}
+}
+
+// serve hands c's free units to its waiters in order, or refuses them all
+// once c's failures reach the limit.
+func (l *failureLimiter) serve(c *client, now time.Time) {
+	for c.waiting.Len() > 0 {
+		var t turn
+		switch {
+		case c.failures >= l.limit:
+			t.retryAfter = c.retryAfter(now, l.window)
+		case c.failures+c.inFlight < l.limit:
+			t.res = l.take(c)
+		default:
+			return
+		}
+		w := c.waiting.Remove(c.waiting.Front()).(*waiter)
+		w.elem = nil
+		w.turn <- t
+	}
+}
+
+// cancel takes back a waiter that gives up. A unit it was served
+// meanwhile goes on to the next waiter.
+func (l *failureLimiter) cancel(w *waiter, now time.Time) {
+	l.mu.Lock()
+	if w.elem != nil {
+		w.c.waiting.Remove(w.elem)
+		w.elem = nil
+		l.mu.Unlock()
+		return
+	}
+	l.mu.Unlock()
+	if t := <-w.turn; t.res != nil {
+		l.settle(t.res, false, now)
+	}
+}
+
+// takeSlot gives res a slot of kind among the sign-ins in flight, waiting
+// up to slotWait for one; false if none came (or ctx ended).
+func (l *failureLimiter) takeSlot(ctx context.Context, res *reservation, kind signInKind) bool {
+	res.kind = kind
+	select {
+	case l.slots[kind] <- struct{}{}:
+		res.slot = true
+		return true
+	default:
+	}
+	if l.slotWait <= 0 {
+		return false
+	}
+	timer := time.NewTimer(l.slotWait)
+	defer timer.Stop()
+	select {
+	case l.slots[kind] <- struct{}{}:
+		res.slot = true
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	return res.slot
 }
 
 // settle ends an attempt: a counted failure keeps its unit as a failure of
-// the client's window, anything else gives it back.
+// the client's window, anything else gives it back (to the first waiter,
+// if any).
 func (l *failureLimiter) settle(res *reservation, failed bool, now time.Time) {
+	if res.slot {
+		<-l.slots[res.kind]
+		res.slot = false
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	c := res.c
 	c.inFlight--
-	l.inFlight[res.kind]--
 	c.expire(now, l.window)
 	if failed {
 		if c.failures == 0 {
@@ -165,6 +267,7 @@ func (l *failureLimiter) settle(res *reservation, failed bool, now time.Time) {
 		}
 		c.failures++
 	}
+	l.serve(c, now)
 	if c.inFlight > 0 {
 		return
 	}
@@ -188,13 +291,9 @@ func (c *client) expire(now time.Time, window time.Duration) {
 	}
 }
 
-// retryAfter is when a refused client may try again: at the end of its
-// window when its failures alone reach the limit, otherwise as soon as its
-// attempts in flight have settled, a moment from now.
-func (c *client) retryAfter(now time.Time, limit int, window time.Duration) int {
-	if c.failures < limit {
-		return 1
-	}
+// retryAfter is when a client whose failures reached the limit may try
+// again: at the end of its window.
+func (c *client) retryAfter(now time.Time, window time.Duration) int {
 	return max(1, int((c.since.Add(window).Sub(now)+time.Second-1)/time.Second))
 }
 
@@ -225,25 +324,47 @@ func clientIP(r *http.Request) string {
 	return ip
 }
 
-// reserveSignIn lets one sign-in attempt start, or answers 429: for a
-// client whose failures (counting its attempts in flight) reach the limit,
-// or when too many sign-ins are in flight already.
+// reserveSignIn lets one sign-in attempt start, waiting its turn behind
+// the client's attempts in flight and for a slot among all sign-ins in
+// flight; or answers 429: when the client's failures reach the limit, or
+// when no turn or slot came in time (not counted as a failure).
 func (h *Handler) reserveSignIn(r *http.Request, method string) (*reservation, *denial) {
 	h.warnUntrustedProxy(r)
 	kind := codeSignIn
 	if method == "review" {
 		kind = reviewSignIn
 	}
-	res, retry, busy := h.limiter.reserve(clientKey(clientIP(r)), kind, h.now())
+	res, w, retry := h.limiter.reserve(clientKey(clientIP(r)), h.now())
+	if w != nil {
+		res, retry = h.awaitTurn(r.Context(), w)
+	}
 	switch {
-	case busy:
-		return nil, &denial{status: http.StatusTooManyRequests, code: "rate_limited",
-			message: "sign-ins are busy right now; try again in a moment", retryAfter: retry}
-	case res == nil:
+	case res != nil:
+		if h.limiter.takeSlot(r.Context(), res, kind) {
+			return res, nil
+		}
+		h.limiter.settle(res, false, h.now())
+	case retry > 0:
 		return nil, &denial{status: http.StatusTooManyRequests, code: "rate_limited",
 			message: "too many failed sign-ins from this address; try again later", retryAfter: retry}
 	}
-	return res, nil
+	return nil, &denial{status: http.StatusTooManyRequests, code: "rate_limited",
+		message: "sign-ins are busy right now; try again in a moment", retryAfter: 1}
+}
+
+// awaitTurn waits up to clientWait for w's turn; neither a reservation nor
+// a retry means none came.
+func (h *Handler) awaitTurn(ctx context.Context, w *waiter) (*reservation, int) {
+	timer := time.NewTimer(h.limiter.clientWait)
+	defer timer.Stop()
+	select {
+	case t := <-w.turn:
+		return t.res, t.retryAfter
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	h.limiter.cancel(w, h.now())
+	return nil, 0
 }
 
 // countsAsFailure tells which refused sign-ins the limiter counts: those a
