@@ -55,7 +55,7 @@ func TestSignInsInFlightAreBounded(t *testing.T) {
 		body  map[string]string
 	}
 	login := func(ip string) answer {
-		r := fzPrepare(httptest.NewRequest(http.MethodPost, "/wecom/login", strings.NewReader(`{"code":"bogus-`+ip+`"}`)))
+		r := fzPrepare(jsonPost("/wecom/login", `{"code":"bogus-`+ip+`"}`))
 		caddyhttp.SetVar(r.Context(), caddyhttp.ClientIPVarKey, ip)
 		rec := httptest.NewRecorder()
 		if err := h.ServeHTTP(rec, r, &nextProbe{}); err != nil {

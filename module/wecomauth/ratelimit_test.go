@@ -44,6 +44,7 @@ func postFrom(t *testing.T, client *http.Client, url, body string, headers ...st
 		t.Error(err)
 		return reply{}
 	}
+	req.Header.Set("Content-Type", "application/json")
 	for _, h := range headers {
 		name, val, _ := strings.Cut(h, ":")
 		req.Header.Add(strings.TrimSpace(name), strings.TrimSpace(val))
