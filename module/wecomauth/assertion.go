@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"net/http"
 	"strings"
 	"time"
 
@@ -171,14 +170,4 @@ func (a *asserter) sign(method, path string, id *identity, now time.Time) (strin
 		a.issued.SetDefault(key, tok)
 	}
 	return tok, nil
-}
-
-func (h *Handler) serveJWKS(w http.ResponseWriter, r *http.Request) error {
-	if h.asserter == nil {
-		return h.notFound(w, r)
-	}
-	w.Header().Set("Content-Type", "application/jwk-set+json")
-	w.Header().Set("Cache-Control", "public, max-age=300")
-	_, err := w.Write(h.asserter.jwks)
-	return err
 }

@@ -2,7 +2,6 @@ package wecomauth
 
 import (
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"strconv"
 	"strings"
@@ -55,32 +54,6 @@ func newCorp(cfg CorpConfig, repl *caddy.Replacer) *corp {
 }
 
 func (c *corp) credentials() wecom.Corp { return wecom.Corp{ID: c.id, Secret: c.secret} }
-
-// admits applies the corp's allow-lists. departments is comma-separated.
-func (c *corp) admits(userID, departments string) bool {
-	if c.users != nil && !c.users[userID] {
-		return false
-	}
-	if c.depts == nil {
-		return true
-	}
-	for d := range strings.SplitSeq(departments, ",") {
-		if c.depts[d] {
-			return true
-		}
-	}
-	return false
-}
-
-// sessionBinding makes a token binding whose hint is derived from public
-// alone: the hint travels in every token in the clear, and one derived from
-// the secret's hash would let anyone holding a token test guesses of a weak
-// secret offline. What must not be revealed goes in private, which only
-// GCM under the session key checks.
-func sessionBinding(public, private string) session.Binding {
-	sum := sha256.Sum256([]byte("wecomgate session binding\x00" + public))
-	return session.Binding{Hint: binary.BigEndian.Uint32(sum[:4]), Data: []byte(private)}
-}
 
 // corpByName finds a configured corp; "" means the first.
 func (h *Handler) corpByName(name string) *corp {

@@ -293,3 +293,13 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) *denial {
 	}
 	return nil
 }
+
+func (h *Handler) serveJWKS(w http.ResponseWriter, r *http.Request) error {
+	if h.asserter == nil {
+		return h.notFound(w, r)
+	}
+	w.Header().Set("Content-Type", "application/jwk-set+json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	_, err := w.Write(h.asserter.jwks)
+	return err
+}

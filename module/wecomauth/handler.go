@@ -3,9 +3,21 @@
 // configured corps whom WeCom reports visible and active, and hands their
 // requests on with trusted X-WeCom-* identity headers.
 //
-// A request flows one way: credential → session → user check → headers →
-// next handler. Endpoints under the configured prefix (login, logout,
-// session, auth, review login) answer directly.
+// A request flows one way, and the files follow it:
+//
+//	hygiene.go     client X-WeCom-* headers and trailers removed (every request)
+//	endpoints.go   the gateway's own endpoints answer directly
+//	credential.go  the request's one credential: token, cookie or inline code
+//	tokens.go      the token opened (key ring, binding, cache) or issued
+//	signin.go      a code exchanged for a user (inline login, /wecom/login)
+//	usercheck.go   what WeCom says of the user, rechecked after `recheck`
+//	policy.go      allow-lists, review paths
+//	headers.go     identity headers and placeholders set, token removed
+//
+// then the next handler. Beside the flow: handler.go (the module),
+// caddyfile.go, corp.go and review.go (configuration), cluster.go (state in
+// Caddy's storage), shared.go (state that outlives a config), ratelimit.go,
+// assertion.go, errors.go and metrics.go.
 package wecomauth
 
 import (

@@ -1,8 +1,12 @@
 package wecomauth
 
+// The user check: what WeCom last said about a session's user, when to ask
+// again (recheck), what to do while WeCom cannot answer (stale_grace and a
+// pause after a failed attempt), and the one user/get shared by every
+// request that waits for it.
+
 import (
 	"context"
-	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -37,82 +41,6 @@ type userFacts struct {
 	name       string
 	nameEsc    string // name as X-WeCom-Name carries it
 	depts      string // comma-separated ids
-}
-
-// authenticate finds the request's credential and turns it into an
-// identity. For an inline login it also returns the new token.
-func (h *Handler) authenticate(r *http.Request, inline inlineLogin) (*identity, string, *denial) {
-	tok, present, d := h.credential(r)
-	if d != nil {
-		return nil, "", d
-	}
-	if present {
-		id, d := h.check(r.Context(), tok)
-		return id, "", d
-	}
-	if inline.code == "" {
-		return nil, "", unauthenticated("sign in first: send a session token or a code")
-	}
-	id, d := h.signIn(r, "inline", func() (*identity, string, *denial) {
-		id, d := h.loginWithCode(r, inline.code, inline.corp)
-		return id, inline.corp, d
-	})
-	if d != nil {
-		if d.status == http.StatusTooManyRequests {
-			h.burnCode(inline.code)
-		}
-		return nil, "", d
-	}
-	tok, c, err := h.issue(id)
-	if err != nil {
-		return nil, "", internalError(err)
-	}
-	id.sid = c.ID
-	return id, tok, nil
-}
-
-// credential returns the session token a request presents. A Bearer
-// token comes first; the cookie is read only without one, so a mini program
-// (which keeps no cookies) and a browser each have one way in.
-func (h *Handler) credential(r *http.Request) (token string, present bool, d *denial) {
-	if auth := r.Header["Authorization"]; len(auth) > 0 {
-		if len(auth) > 1 {
-			return "", false, unauthenticated("more than one Authorization header")
-		}
-		if tok, ok := bearer(r.Header); ok {
-			return tok, true, nil
-		}
-		// Another scheme (e.g. Basic for the backend) is not ours to judge.
-	}
-	return sessionCookie(r.Header["Cookie"], h.CookieName)
-}
-
-// sessionCookie finds the session cookie in Cookie header lines without
-// parsing every cookie into an http.Cookie.
-func sessionCookie(lines []string, name string) (token string, present bool, d *denial) {
-	for _, line := range lines {
-		for line != "" {
-			var pair string
-			pair, line, _ = strings.Cut(line, ";")
-			k, v, ok := cookiePair(pair)
-			if !ok || k != name {
-				continue
-			}
-			if present {
-				return "", false, unauthenticated("more than one session cookie")
-			}
-			token, present = strings.Trim(v, `"`), true
-		}
-	}
-	return token, present, nil
-}
-
-// cookiePair splits one name=value pair of a Cookie header, trimming blanks
-// around the name as Go's and most backends' cookie parsers do, so that
-// `wecom_session =x` is recognised here exactly as a backend would read it.
-func cookiePair(pair string) (name, value string, ok bool) {
-	name, value, ok = strings.Cut(pair, "=")
-	return strings.TrimSpace(name), strings.TrimSpace(value), ok
 }
 
 // check opens a session token and decides whether its holder may pass now.

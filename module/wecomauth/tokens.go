@@ -1,6 +1,13 @@
 package wecomauth
 
+// Session tokens: the key ring (configured or generated and kept in
+// storage), the binding of every token to the app or review account that
+// issued it, the cache of opened tokens, and issuing new ones.
+
 import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/url"
@@ -8,8 +15,65 @@ import (
 	"sync"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
 	"github.com/wecomgate/wecomgate/module/session"
 )
+
+// generatedKeyName is where an instance keeps the session key it generated
+// when none is configured. Every instance that shares the storage reads the
+// same one, so a cluster accepts each other's sessions with no setup.
+const generatedKeyName = "wecomgate/session_key"
+
+// loadRing builds the key ring from configured keys or, without any, from
+// the key kept in Caddy's storage.
+func loadRing(ctx caddy.Context, configured []string) (*session.Ring, error) {
+	if len(configured) > 0 {
+		keys := make([][]byte, 0, len(configured))
+		for i, s := range configured {
+			k, err := decodeKey(s)
+			if err != nil {
+				return nil, fmt.Errorf("key %d: %w", i+1, err)
+			}
+			keys = append(keys, k)
+		}
+		return session.NewRing(keys...)
+	}
+	k, err := storedKey(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return session.NewRing(k)
+}
+
+func decodeKey(s string) ([]byte, error) {
+	s = strings.TrimSpace(s)
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if k, err := enc.DecodeString(s); err == nil {
+			if len(k) != session.KeySize {
+				return nil, fmt.Errorf("decodes to %d bytes; want %d (generate one with: openssl rand -base64 32)", len(k), session.KeySize)
+			}
+			return k, nil
+		}
+	}
+	return nil, errors.New("not base64 (generate one with: openssl rand -base64 32)")
+}
+
+// storedKey loads the generated session key, creating it if need be.
+func storedKey(ctx caddy.Context) ([]byte, error) {
+	b, err := storedSecret(ctx, generatedKeyName, func() []byte {
+		return []byte(base64.StdEncoding.EncodeToString(session.NewKey()))
+	})
+	if err != nil {
+		return nil, err
+	}
+	k, err := decodeKey(string(b))
+	if err != nil {
+		return nil, fmt.Errorf("stored key %s: %w", generatedKeyName, err)
+	}
+	return k, nil
+}
 
 // maxCachedTokens bounds the opened-token cache (both generations).
 const maxCachedTokens = 1 << 16
@@ -93,6 +157,42 @@ func (p *principals) store(token string, pr *principal) {
 	}
 	p.cur[token] = pr
 	p.mu.Unlock()
+}
+
+// issue seals a fresh session for id. Every sign-in gets a new token, so a
+// token planted before sign-in is worth nothing after it.
+func (h *Handler) issue(id *identity) (string, session.Claims, error) {
+	now := h.now()
+	c := session.Claims{
+		UserID: id.UserID, CorpID: id.CorpID, Corp: id.Corp,
+		Name: id.Name, Departments: id.Departments, Review: id.Review,
+		IssuedAt: now, ExpiresAt: now.Add(time.Duration(h.SessionTTL)),
+	}
+	if !id.checkedAt.IsZero() && id.checkedAt.Before(now) {
+		c.CheckedAt = id.checkedAt
+	}
+	tok, sid, err := h.ring.Seal(&c)
+	if errors.Is(err, session.ErrTooLarge) {
+		// A name or department list too long to carry: the token goes
+		// without them, and an instance that has not seen the user asks
+		// WeCom at its first request. This one has them cached.
+		h.logger.Warn("user facts too large for a session token; issued without them",
+			zap.String("corp", id.Corp), zap.Int("name_bytes", len(id.Name)), zap.Int("department_bytes", len(id.Departments)))
+		c.Name, c.Departments, c.Unchecked = "", "", true
+		tok, sid, err = h.ring.Seal(&c)
+	}
+	c.ID = sid
+	return tok, c, err
+}
+
+// sessionBinding makes a token binding whose hint is derived from public
+// alone: the hint travels in every token in the clear, and one derived from
+// the secret's hash would let anyone holding a token test guesses of a weak
+// secret offline. What must not be revealed goes in private, which only
+// GCM under the session key checks.
+func sessionBinding(public, private string) session.Binding {
+	sum := sha256.Sum256([]byte("wecomgate session binding\x00" + public))
+	return session.Binding{Hint: binary.BigEndian.Uint32(sum[:4]), Data: []byte(private)}
 }
 
 // boundRing seals and opens one handler's session tokens, each bound

@@ -1,5 +1,9 @@
 package wecomauth
 
+// State shared through Caddy's storage by every instance: secrets the
+// gateway generates for itself, and the revocation list that makes a logout
+// hold everywhere.
+
 import (
 	"context"
 	"encoding/hex"
@@ -8,6 +12,7 @@ import (
 	"io/fs"
 	"path"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -169,4 +174,29 @@ func (rv *revocations) Destruct() error {
 	close(rv.stop)
 	<-rv.done
 	return nil
+}
+
+// storedSecret loads a secret the gateway generates for itself, creating
+// it under a storage lock so that two instances starting at once agree on
+// one value. Every instance sharing the storage then uses the same.
+func storedSecret(ctx caddy.Context, name string, generate func() []byte) ([]byte, error) {
+	st := ctx.Storage()
+	if b, err := st.Load(ctx, name); err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return b, err
+	}
+	lock := strings.ReplaceAll(name, "/", "_")
+	if err := st.Lock(ctx, lock); err != nil {
+		return nil, fmt.Errorf("locking storage: %w", err)
+	}
+	defer func() { _ = st.Unlock(ctx, lock) }()
+
+	if b, err := st.Load(ctx, name); err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return b, err // another instance won the race
+	}
+	b := generate()
+	if err := st.Store(ctx, name, b); err != nil {
+		return nil, fmt.Errorf("storing generated %s: %w", name, err)
+	}
+	ctx.Logger().Info("generated a secret and stored it", zap.String("name", name))
+	return b, nil
 }

@@ -1,20 +1,74 @@
 package wecomauth
 
+// Sign-in: turning a wx.qy.login code into an admitted user (one
+// jscode2session per code, spent and burned codes), behind the failure
+// limiter, with the log line and metric every attempt gets.
+
 import (
 	"context"
-	"errors"
 	"net/http"
 	"time"
 
 	"go.uber.org/zap"
 
-	"github.com/wecomgate/wecomgate/module/session"
 	"github.com/wecomgate/wecomgate/module/wecom"
 )
 
 // maxCodeLen bounds what is sent to WeCom as a code; real codes are 32–64
 // characters.
 const maxCodeLen = 256
+
+// signIn runs one sign-in attempt behind the failure limiter, and gives it
+// its log line and metric. attempt returns the corp name the client asked
+// for, if any. The attempt's unit of the client's budget is reserved
+// before it runs, so concurrent attempts cannot outrun the count, and it
+// is settled even if the attempt panics: a leaked unit would hold a slot
+// of the in-flight bound for good.
+func (h *Handler) signIn(r *http.Request, method string, attempt func() (*identity, string, *denial)) (*identity, *denial) {
+	res, d := h.reserveSignIn(r, method)
+	if d != nil {
+		h.logLogin(r, method, "", nil, d)
+		return nil, d
+	}
+	// A panic keeps the unit as a failure: an input that crashes the
+	// attempt is worth no more guesses than a wrong one.
+	failed := true
+	defer func() { h.limiter.settle(res, failed, h.now()) }()
+	id, corpName, d := attempt()
+	failed = d != nil && countsAsFailure(d)
+	h.logLogin(r, method, corpName, id, d)
+	return id, d
+}
+
+// logLogin writes the one line and the metric each sign-in attempt gets.
+func (h *Handler) logLogin(r *http.Request, method, corpName string, id *identity, d *denial) {
+	corp := ""
+	switch {
+	case id != nil:
+		corp = id.Corp
+	case method != "review":
+		// Only configured names become labels: a client can send any name.
+		if c := h.corpByName(corpName); c != nil {
+			corp = c.name
+		}
+	}
+	fields := []zap.Field{zap.String("method", method), zap.String("client_ip", clientIP(r))}
+	if corp != "" {
+		fields = append(fields, zap.String("corp", corp))
+	}
+	if d != nil {
+		metrics.logins.WithLabelValues(d.code, corp).Inc()
+		fields = append(fields, zap.String("result", d.code))
+		if d.cause != nil {
+			fields = append(fields, zap.String("cause", d.cause.Error()))
+		}
+		h.logger.Info("login refused", fields...)
+		return
+	}
+	metrics.logins.WithLabelValues("ok", corp).Inc()
+	fields = append(fields, zap.String("result", "ok"), zap.String("userid", id.UserID))
+	h.logger.Info("login", fields...)
+}
 
 // loginWithCode turns a wx.qy.login code into the identity of an admitted
 // user: the code is exchanged with the named (or first) corp's token, the
@@ -103,84 +157,6 @@ func (h *Handler) burnCode(code string) {
 	if code != "" && len(code) <= maxCodeLen {
 		h.shared.burned.SetDefault(code, struct{}{})
 	}
-}
-
-// issue seals a fresh session for id. Every sign-in gets a new token, so a
-// token planted before sign-in is worth nothing after it.
-func (h *Handler) issue(id *identity) (string, session.Claims, error) {
-	now := h.now()
-	c := session.Claims{
-		UserID: id.UserID, CorpID: id.CorpID, Corp: id.Corp,
-		Name: id.Name, Departments: id.Departments, Review: id.Review,
-		IssuedAt: now, ExpiresAt: now.Add(time.Duration(h.SessionTTL)),
-	}
-	if !id.checkedAt.IsZero() && id.checkedAt.Before(now) {
-		c.CheckedAt = id.checkedAt
-	}
-	tok, sid, err := h.ring.Seal(&c)
-	if errors.Is(err, session.ErrTooLarge) {
-		// A name or department list too long to carry: the token goes
-		// without them, and an instance that has not seen the user asks
-		// WeCom at its first request. This one has them cached.
-		h.logger.Warn("user facts too large for a session token; issued without them",
-			zap.String("corp", id.Corp), zap.Int("name_bytes", len(id.Name)), zap.Int("department_bytes", len(id.Departments)))
-		c.Name, c.Departments, c.Unchecked = "", "", true
-		tok, sid, err = h.ring.Seal(&c)
-	}
-	c.ID = sid
-	return tok, c, err
-}
-
-// signIn runs one sign-in attempt behind the failure limiter, and gives it
-// its log line and metric. attempt returns the corp name the client asked
-// for, if any. The attempt's unit of the client's budget is reserved
-// before it runs, so concurrent attempts cannot outrun the count, and it
-// is settled even if the attempt panics: a leaked unit would hold a slot
-// of the in-flight bound for good.
-func (h *Handler) signIn(r *http.Request, method string, attempt func() (*identity, string, *denial)) (*identity, *denial) {
-	res, d := h.reserveSignIn(r, method)
-	if d != nil {
-		h.logLogin(r, method, "", nil, d)
-		return nil, d
-	}
-	// A panic keeps the unit as a failure: an input that crashes the
-	// attempt is worth no more guesses than a wrong one.
-	failed := true
-	defer func() { h.limiter.settle(res, failed, h.now()) }()
-	id, corpName, d := attempt()
-	failed = d != nil && countsAsFailure(d)
-	h.logLogin(r, method, corpName, id, d)
-	return id, d
-}
-
-// logLogin writes the one line and the metric each sign-in attempt gets.
-func (h *Handler) logLogin(r *http.Request, method, corpName string, id *identity, d *denial) {
-	corp := ""
-	switch {
-	case id != nil:
-		corp = id.Corp
-	case method != "review":
-		// Only configured names become labels: a client can send any name.
-		if c := h.corpByName(corpName); c != nil {
-			corp = c.name
-		}
-	}
-	fields := []zap.Field{zap.String("method", method), zap.String("client_ip", clientIP(r))}
-	if corp != "" {
-		fields = append(fields, zap.String("corp", corp))
-	}
-	if d != nil {
-		metrics.logins.WithLabelValues(d.code, corp).Inc()
-		fields = append(fields, zap.String("result", d.code))
-		if d.cause != nil {
-			fields = append(fields, zap.String("cause", d.cause.Error()))
-		}
-		h.logger.Info("login refused", fields...)
-		return
-	}
-	metrics.logins.WithLabelValues("ok", corp).Inc()
-	fields = append(fields, zap.String("result", "ok"), zap.String("userid", id.UserID))
-	h.logger.Info("login", fields...)
 }
 
 func quoteShort(s string) string {
