@@ -21,7 +21,7 @@ import (
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 
-	"github.com/wecomgate/wecomgate/module/session"
+	"github.com/wecomgate/wecomgate/module/internal/session"
 )
 
 // Logout must end a session on every instance that shares Caddy's storage,

@@ -8,7 +8,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
-	"github.com/wecomgate/wecomgate/module/session"
+	"github.com/wecomgate/wecomgate/module/internal/session"
 	"github.com/wecomgate/wecomgate/module/wecom"
 )
 

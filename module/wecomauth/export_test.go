@@ -3,7 +3,7 @@ package wecomauth
 import (
 	"time"
 
-	"github.com/wecomgate/wecomgate/module/session"
+	"github.com/wecomgate/wecomgate/module/internal/session"
 )
 
 // SealSession seals c as h's login would, bound to the app of the corp it

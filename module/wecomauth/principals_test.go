@@ -11,7 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/wecomgate/wecomgate/module/session"
+	"github.com/wecomgate/wecomgate/module/internal/session"
 )
 
 func testRing(t testing.TB, corps ...*corp) *boundRing {

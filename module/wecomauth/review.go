@@ -12,7 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/wecomgate/wecomgate/module/session"
+	"github.com/wecomgate/wecomgate/module/internal/session"
 )
 
 // reviewUserPrefix marks review sessions' userids; a WeCom userid never

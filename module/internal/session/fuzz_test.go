@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wecomgate/wecomgate/module/session"
+	"github.com/wecomgate/wecomgate/module/internal/session"
 )
 
 // The fuzz ring's bindings: a corp app and review sign-in, as the gateway
@@ -37,7 +37,7 @@ var (
 // are the only strings besides those sealed during the run that may open,
 // and only with their own binding; all of them seed the corpus
 // (testdata/fuzz/FuzzOpen) with truncations and bit flips. To make them
-// again: go test -run TestPrintFuzzTokens -print-fuzz-tokens ./module/session
+// again: go test -run TestPrintFuzzTokens -print-fuzz-tokens ./module/internal/session
 var (
 	keyC = bytes.Repeat([]byte{0xC3}, session.KeySize)
 

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wecomgate/wecomgate/module/session"
+	"github.com/wecomgate/wecomgate/module/internal/session"
 )
 
 var (
