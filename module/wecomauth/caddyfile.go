@@ -3,7 +3,6 @@ package wecomauth
 import (
 	"encoding/json"
 	"strconv"
-	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -109,21 +108,10 @@ func (w *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if len(keys) == 0 {
 				return d.ArgErr()
 			}
-			for _, k := range keys {
-				if strings.Contains(k, "{") {
-					continue // a runtime placeholder, checked at provision
-				}
-				if _, err := decodeKey(k); err != nil {
-					return d.Errf("session_key: %v", err)
-				}
-			}
 			w.SessionKeys = append(w.SessionKeys, keys...)
 		case "cookie_name":
 			if err := directive.OneArg(d, &w.CookieName); err != nil {
 				return err
-			}
-			if !validCookieName(w.CookieName) {
-				return d.Errf("cookie_name: %q is not a valid cookie name", w.CookieName)
 			}
 		case "endpoints":
 			if err := directive.OneArg(d, &w.Endpoints); err != nil {
@@ -161,6 +149,9 @@ func (w *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		default:
 			return d.Errf("unknown subdirective %q", dir)
 		}
+	}
+	if err := w.validate(); err != nil {
+		return d.Err(err.Error())
 	}
 	return nil
 }
@@ -202,11 +193,8 @@ func unmarshalCorp(d *caddyfile.Dispenser) (CorpConfig, error) {
 			return c, d.Errf("corp %s: unknown subdirective %q", c.Name, sub)
 		}
 	}
-	if c.CorpID == "" {
-		return c, d.Errf("corp %s: corp_id is required", c.Name)
-	}
-	if c.Secret == "" {
-		return c, d.Errf("corp %s: secret is required", c.Name)
+	if err := c.validate(); err != nil {
+		return c, d.Err(err.Error())
 	}
 	return c, nil
 }
@@ -234,7 +222,7 @@ func unmarshalReview(d *caddyfile.Dispenser) (*ReviewConfig, error) {
 			return nil, d.Errf("review: unknown subdirective %q", sub)
 		}
 	}
-	if _, err := newReview(&r, nil); err != nil {
+	if _, err := newReview(&r, nil); err != nil { // as validate does
 		return nil, d.Errf("review: %v", err)
 	}
 	return &r, nil

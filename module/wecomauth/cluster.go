@@ -27,12 +27,12 @@ import (
 // Logout must end a session on every instance that shares Caddy's storage,
 // though sessions themselves are stateless. Each logout writes a small
 // record under revokedPrefix holding the token's expiry; every instance
-// reads new records every revocationPoll and deletes the ones whose token
+// reads new records every poll interval (5 s) and deletes the ones whose token
 // would have expired anyway, so the list stays as short as the live
 // sessions that were logged out.
 const (
-	revokedPrefix  = "wecomgate/revoked"
-	revocationPoll = 5 * time.Second
+	revokedPrefix         = "wecomgate/revoked"
+	defaultRevocationPoll = 5 * time.Second
 )
 
 var revocationPool = caddy.NewUsagePool()
@@ -40,6 +40,11 @@ var revocationPool = caddy.NewUsagePool()
 type revocations struct {
 	storage certmagic.Storage
 	logger  *zap.Logger
+
+	// now is the clock of the handler that started the list; interval is
+	// how often storage is read (a test may shorten it: SetRevocationPoll).
+	now      func() time.Time
+	interval atomic.Int64 // time.Duration
 
 	// ids is replaced, never changed in place, so the request path reads
 	// it without a lock.
@@ -51,12 +56,13 @@ type revocations struct {
 
 // attachRevocations returns the revocation list of ctx's storage, starting
 // its poller if this is the first handler to use it.
-func attachRevocations(ctx caddy.Context) (*revocations, string, error) {
+func attachRevocations(ctx caddy.Context, now func() time.Time) (*revocations, string, error) {
 	st := ctx.Storage()
 	key := "revocations|" + storageName(st)
 	val, _, err := revocationPool.LoadOrNew(key, func() (caddy.Destructor, error) {
-		rv := &revocations{storage: st, logger: ctx.Logger().Named("revocations"),
+		rv := &revocations{storage: st, logger: ctx.Logger().Named("revocations"), now: now,
 			stop: make(chan struct{}), done: make(chan struct{})}
+		rv.interval.Store(int64(defaultRevocationPoll))
 		empty := map[session.ID]int64{}
 		rv.ids.Store(&empty)
 		rv.sync(context.Background())
@@ -88,9 +94,9 @@ func (rv *revocations) has(id session.ID) bool {
 }
 
 // revoke ends a session here at once and, through storage, everywhere else
-// within revocationPoll.
+// within the poll interval.
 func (rv *revocations) revoke(ctx context.Context, id session.ID, expires time.Time) error {
-	rv.add(map[session.ID]int64{id: expires.Unix()}, time.Now())
+	rv.add(map[session.ID]int64{id: expires.Unix()}, rv.now())
 	err := rv.storage.Store(ctx, path.Join(revokedPrefix, hex.EncodeToString(id[:])),
 		[]byte(strconv.FormatInt(expires.Unix(), 10)))
 	if err != nil {
@@ -118,14 +124,13 @@ func (rv *revocations) add(entries map[session.ID]int64, now time.Time) {
 
 func (rv *revocations) poll() {
 	defer close(rv.done)
-	t := time.NewTicker(revocationPoll)
-	defer t.Stop()
 	for {
+		interval := time.Duration(rv.interval.Load())
 		select {
 		case <-rv.stop:
 			return
-		case <-t.C:
-			ctx, cancel := context.WithTimeout(context.Background(), revocationPoll)
+		case <-time.After(interval):
+			ctx, cancel := context.WithTimeout(context.Background(), interval)
 			rv.sync(ctx)
 			cancel()
 		}
@@ -139,10 +144,10 @@ func (rv *revocations) sync(ctx context.Context) {
 		if !errors.Is(err, fs.ErrNotExist) {
 			rv.logger.Warn("listing revocations", zap.Error(err))
 		}
-		rv.add(nil, time.Now())
+		rv.add(nil, rv.now())
 		return
 	}
-	now := time.Now()
+	now := rv.now()
 	known := *rv.ids.Load()
 	fresh := map[session.ID]int64{}
 	for _, key := range keys {

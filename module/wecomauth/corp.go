@@ -1,6 +1,7 @@
 package wecomauth
 
 import (
+	"fmt"
 	"crypto/sha256"
 	"encoding/hex"
 	"strconv"
@@ -51,6 +52,24 @@ func newCorp(cfg CorpConfig, repl *caddy.Replacer) *corp {
 		}
 	}
 	return c
+}
+
+// validate checks one corp block as written.
+func (c *CorpConfig) validate() error {
+	switch {
+	case c.Name == "":
+		return fmt.Errorf("corp: a name is required")
+	case strings.TrimSpace(c.CorpID) == "":
+		return fmt.Errorf("corp %s: corp_id is required", c.Name)
+	case c.Secret == "":
+		return fmt.Errorf("corp %s: secret is required", c.Name)
+	}
+	for _, d := range c.AllowDepartments {
+		if d < 0 {
+			return fmt.Errorf("corp %s: allow_departments: %d is not a department id", c.Name, d)
+		}
+	}
+	return nil
 }
 
 func (c *corp) credentials() wecom.Corp { return wecom.Corp{ID: c.id, Secret: c.secret} }

@@ -38,3 +38,7 @@ const MaxCodeSignIns = maxCodeSignIns
 // NoSlotWait makes h answer busy at once when the sign-ins in flight are
 // at their bound, instead of waiting up to slotWait for a slot.
 func NoSlotWait(h *Handler) { h.limiter.slotWait = 0 }
+
+// SetRevocationPoll sets how often h's revocation list reads storage (the
+// list is shared by the handlers of one storage).
+func SetRevocationPoll(h *Handler, d time.Duration) { h.revoked.interval.Store(int64(d)) }

@@ -219,53 +219,78 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.shared = val.(*shared)
 
-	h.revoked, h.revokedKey, err = attachRevocations(ctx)
+	h.revoked, h.revokedKey, err = attachRevocations(ctx, h.now)
 	if err != nil {
 		return fmt.Errorf("revocation list: %w", err)
 	}
 	return nil
 }
 
-// Validate checks the configuration; its messages name the directive at fault.
+// Validate checks the configuration; its messages name the directive at
+// fault (Caddy prefixes the module's name).
 func (h *Handler) Validate() error {
-	if len(h.Corps) == 0 {
-		return fmt.Errorf("wecom_auth: at least one corp is required")
-	}
-	names := map[string]bool{}
-	ids := map[string]bool{}
-	for _, c := range h.Corps {
-		switch {
-		case c.Name == "":
-			return fmt.Errorf("wecom_auth: corp: a name is required")
-		case strings.TrimSpace(c.CorpID) == "":
-			return fmt.Errorf("wecom_auth: corp %s: corp_id is required", c.Name)
-		case c.Secret == "":
-			return fmt.Errorf("wecom_auth: corp %s: secret is required", c.Name)
-		case names[c.Name]:
-			return fmt.Errorf("wecom_auth: corp %s: duplicate corp name", c.Name)
-		case ids[c.CorpID]:
-			return fmt.Errorf("wecom_auth: corp %s: duplicate corp_id %s", c.Name, c.CorpID)
-		}
-		names[c.Name], ids[c.CorpID] = true, true
+	if err := h.validate(); err != nil {
+		return err
 	}
 	for _, c := range h.corps {
 		if c.secret == "" {
-			return fmt.Errorf("wecom_auth: corp %s: secret is empty after replacing placeholders (is the environment variable set?)", c.name)
+			return fmt.Errorf("corp %s: secret is empty after replacing placeholders (is the environment variable set?)", c.name)
 		}
 	}
-	if err := validAPIBase(h.APIBase); err != nil {
-		return fmt.Errorf("wecom_auth: %w", err)
+	return nil
+}
+
+// validate checks the configuration as written, before defaults and
+// placeholders: the Caddyfile adapter and Validate both call it, so their
+// messages are the same.
+func (h *Handler) validate() error {
+	if len(h.Corps) == 0 {
+		return fmt.Errorf("at least one corp is required")
+	}
+	names := map[string]bool{}
+	ids := map[string]bool{}
+	for i := range h.Corps {
+		c := &h.Corps[i]
+		if err := c.validate(); err != nil {
+			return err
+		}
+		id := strings.TrimSpace(c.CorpID)
+		switch {
+		case names[c.Name]:
+			return fmt.Errorf("corp %s: duplicate corp name", c.Name)
+		case ids[id]:
+			return fmt.Errorf("corp %s: duplicate corp_id %s", c.Name, id)
+		}
+		names[c.Name], ids[id] = true, true
+	}
+	if h.APIBase != "" {
+		if err := validAPIBase(strings.TrimRight(h.APIBase, "/")); err != nil {
+			return err
+		}
+	}
+	for i, k := range h.SessionKeys {
+		if strings.Contains(k, "{") {
+			continue // a runtime placeholder, checked at provision
+		}
+		if _, err := decodeKey(k); err != nil {
+			return fmt.Errorf("session_key %d: %w", i+1, err)
+		}
+	}
+	if strings.ContainsAny(h.Endpoints, "*?# ") {
+		return fmt.Errorf("endpoints must be a plain path prefix")
+	}
+	if h.CookieName != "" && !validCookieName(h.CookieName) {
+		return fmt.Errorf("cookie_name %q is not a valid cookie name", h.CookieName)
+	}
+	if h.Review != nil {
+		if _, err := newReview(h.Review, nil); err != nil {
+			return fmt.Errorf("review: %w", err)
+		}
 	}
 	if h.Assertion != nil {
 		if err := h.Assertion.validate(); err != nil {
-			return fmt.Errorf("wecom_auth: %w", err)
+			return err
 		}
-	}
-	if !strings.HasPrefix(h.Endpoints, "/") || strings.ContainsAny(h.Endpoints, "*?# ") {
-		return fmt.Errorf("wecom_auth: endpoints must be a plain path prefix")
-	}
-	if !validCookieName(h.CookieName) {
-		return fmt.Errorf("wecom_auth: cookie_name %q is not a valid cookie name", h.CookieName)
 	}
 	return nil
 }

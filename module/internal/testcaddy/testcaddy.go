@@ -92,6 +92,15 @@ func LoadError(caddyfile string) error {
 	return caddy.Validate(&c)
 }
 
+// LoadJSONError is LoadError for a JSON config.
+func LoadJSONError(cfg []byte) error {
+	var c caddy.Config
+	if err := json.Unmarshal(cfg, &c); err != nil {
+		return err
+	}
+	return caddy.Validate(&c)
+}
+
 // Ports returns n TCP ports on 127.0.0.1 that were free a moment ago.
 func Ports(t testing.TB, n int) []int {
 	t.Helper()
