@@ -33,8 +33,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
-	"github.com/wecomgate/wecomgate/module/internal/testcaddy"
 	"github.com/wecomgate/wecomgate/module/internal/session"
+	"github.com/wecomgate/wecomgate/module/internal/testcaddy"
 	"github.com/wecomgate/wecomgate/module/wecomauth"
 )
 
