@@ -22,8 +22,6 @@ type denial struct {
 	cause      error  // for the log only
 }
 
-func (d *denial) Error() string { return d.code + ": " + d.message }
-
 func invalidRequest(msg string) *denial {
 	return &denial{status: http.StatusBadRequest, code: "invalid_request", message: msg}
 }

@@ -47,6 +47,7 @@ type identity struct {
 	Review      bool
 
 	checkedAt time.Time // when WeCom confirmed the user (corp users)
+	expiresAt time.Time // when the session ends
 	nameEsc   string    // Name percent-encoded, as X-WeCom-Name carries it
 	values    [5]string // backing store of the header values (one allocation)
 }

@@ -59,7 +59,7 @@ func (h *Handler) check(ctx context.Context, token string) (*identity, *denial) 
 		if h.review == nil || !h.review.hasUser(name) {
 			return nil, badSession()
 		}
-		return &identity{sid: c.ID, UserID: c.UserID, Name: name, Review: true}, nil
+		return &identity{sid: c.ID, UserID: c.UserID, Name: name, Review: true, expiresAt: c.ExpiresAt}, nil
 	}
 	// The token's binding proved its corp id and app; a renamed corp's
 	// sessions end all the same, as its name is in their headers.
@@ -69,7 +69,7 @@ func (h *Handler) check(ctx context.Context, token string) (*identity, *denial) 
 	}
 	id, d := h.checkUser(ctx, corp, p, now)
 	if id != nil {
-		id.sid = c.ID
+		id.sid, id.expiresAt = c.ID, c.ExpiresAt
 	}
 	return id, d
 }
