@@ -10,7 +10,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/wecomgate/wecomgate/module/internal/session"
-	"github.com/wecomgate/wecomgate/module/wecom"
+	"github.com/wecomgate/wecomgate/module/internal/wecom"
 )
 
 // corp is a provisioned CorpConfig: secret resolved, allow-lists as sets.

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/wecomgate/wecomgate/module/wecom"
+	"github.com/wecomgate/wecomgate/module/internal/wecom"
 )
 
 // defaultCallBudget bounds a user/get made on behalf of waiting requests;

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wecomgate/wecomgate/module/wecom"
+	"github.com/wecomgate/wecomgate/module/internal/wecom"
 	"github.com/wecomgate/wecomgate/module/wecomsim"
 )
 

@@ -15,7 +15,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/wecomgate/wecomgate/module/wecom"
+	"github.com/wecomgate/wecomgate/module/internal/wecom"
 	"github.com/wecomgate/wecomgate/module/wecomsim"
 )
 

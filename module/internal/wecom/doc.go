@@ -1,6 +1,15 @@
 // Package wecom is a client for the three WeCom (企业微信) server API calls
 // the gateway needs: gettoken, miniprogram/jscode2session and user/get.
 //
+// It is internal to the gateway, not a library. wecomgate is a Caddy plugin:
+// what it promises is its Caddyfile, its HTTP endpoints and its headers, not
+// a Go API. This package is shaped by what the gateway needs — only the
+// answer fields the gateway reads, failures sorted by how the gateway
+// answers them, identities held to what the gateway can trust — and being
+// internal lets it follow the gateway (WeCom's session key for
+// /wecom/decrypt, the department and tag calls behind allow_departments and
+// allow_tags) without a compatibility promise to anyone else.
+//
 // # Errors
 //
 // Every failure is an *Error naming the endpoint, the corp id and, when
