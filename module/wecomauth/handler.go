@@ -218,6 +218,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.shared = val.(*shared)
+	h.shared.client.ForgetFailures() // a reload retries a fixed configuration at once (SPEC §6a)
 
 	h.revoked, h.revokedKey, err = attachRevocations(ctx, h.now)
 	if err != nil {

@@ -13,7 +13,9 @@ import (
 
 // sharedPool keeps the state that must outlive a config reload: Caddy
 // provisions the new config before it cleans up the old one, so both hold
-// the same entry and nothing is fetched or forgotten in between.
+// the same entry and nothing is fetched or forgotten in between. WeCom's
+// access tokens are part of it: they live in the pooled wecom.Client, which
+// keeps no process-wide copy.
 var sharedPool = caddy.NewUsagePool()
 
 // spentCodeTTL is how long a code's exchange is remembered so that a client
@@ -25,6 +27,7 @@ const spentCodeTTL = 5 * time.Minute
 // one WeCom API base. It caches WeCom's facts, never policy: each handler
 // applies its own allow-lists to them.
 type shared struct {
+	// client holds the access tokens, so they last as long as this entry.
 	client *wecom.Client
 	users  *cache.Cache // userKey → *userFacts
 	spent  *cache.Cache // app + client IP + code → wecom.Session

@@ -305,7 +305,6 @@ func TestHostileAnswers(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { answer(w, r) }))
 	defer srv.Close()
 	rec := &recorder{}
-	c := wecom.New(wecom.Options{BaseURL: srv.URL, Attempts: 2, Backoff: time.Millisecond, Observer: rec})
 	for _, tc := range []struct {
 		name   string
 		answer func(w http.ResponseWriter, r *http.Request)
@@ -331,8 +330,9 @@ func TestHostileAnswers(t *testing.T) {
 		}, wecom.KindTransient, "bad_response"},
 	} {
 		answer = tc.answer
-		corp := wecom.Corp{ID: fmt.Sprintf("wwhostile%04d", corpSeq.Add(1)), Secret: "hostile-secret"}
-		_, err := c.Token(context.Background(), corp)
+		// A Client per case: a definitive failure is remembered by the Client.
+		c := wecom.New(wecom.Options{BaseURL: srv.URL, Attempts: 2, Backoff: time.Millisecond, Observer: rec})
+		_, err := c.Token(context.Background(), wecom.Corp{ID: "wwhostile", Secret: "hostile-secret"})
 		if ee := asError(t, err); ee.Kind != tc.kind {
 			t.Errorf("%s: %v (kind %v), want %v", tc.name, err, ee.Kind, tc.kind)
 		}
@@ -424,7 +424,7 @@ func TestImpossibleIdentitiesRefused(t *testing.T) {
 	rec := &recorder{}
 	c := wecom.New(wecom.Options{BaseURL: f.srv.URL, Attempts: 3, Backoff: time.Millisecond, Observer: rec})
 	ctx := context.Background()
-	corp := fakeCorp()
+	corp := fakeCorp
 
 	refused := func(t *testing.T, what, path string, call func() error, value *string) {
 		t.Helper()
@@ -492,7 +492,7 @@ func TestPossibleIdentitiesAccepted(t *testing.T) {
 	f.set("/cgi-bin/gettoken", `{"errcode":0,"errmsg":"ok","access_token":"fake-access-token","expires_in":7200}`)
 	c := wecom.New(wecom.Options{BaseURL: f.srv.URL, Attempts: 1})
 	ctx := context.Background()
-	corp := fakeCorp()
+	corp := fakeCorp
 	for _, userID := range goodUserIDs {
 		for _, corpID := range []string{corp.ID, "ww0123456789abcdef", "ww" + strings.Repeat("f", 62)} {
 			f.setJSON(t, "/cgi-bin/miniprogram/jscode2session", sessionBody(&corpID, &userID))

@@ -52,9 +52,11 @@ type Observer interface {
 	TokenRefresh(corpID string)
 }
 
-// Client calls WeCom's server API. It is safe for concurrent use. Access
-// tokens are cached process-wide (see doc.go), so Clients may be created
-// freely, e.g. on every config reload.
+// Client calls WeCom's server API. It is safe for concurrent use. It
+// caches the access tokens it fetches (see doc.go), so one Client should
+// serve every caller of an API base for as long as those tokens are
+// wanted: a Client created per config would fetch a token per corp at
+// every reload. The gateway keeps one per API base in a caddy.UsagePool.
 type Client struct {
 	base     string // scheme://host[/prefix], no trailing slash
 	target   string // host[/prefix] for error messages: never the query
@@ -80,7 +82,7 @@ func New(opts Options) *Client {
 		backoff:  opts.Backoff,
 		obs:      opts.Observer,
 		log:      opts.Logger,
-		tokens:   sharedTokens,
+		tokens:   newTokenStore(),
 	}
 	if c.base == "" {
 		c.base = DefaultBaseURL

@@ -44,24 +44,28 @@
 //
 // # Access tokens
 //
-// Tokens are cached process-wide per (base URL, corp id, secret), the
-// secret held only as a salted SHA-256, so that Clients rebuilt by a Caddy
-// config reload reuse them. A token is used until expires_in minus a tenth
-// of it (at most 5 minutes), expires_in first clamped to between 1 minute
-// and 4 hours (twice WeCom's 7200 s): zero, negative, fractional, huge or
-// missing values neither overflow nor make a token that never expires. At most one gettoken per key is in flight
-// whatever the concurrency: the fetch is shared, runs detached from any one
-// caller's cancellation (bounded by Timeout and Attempts instead), and each
-// waiter returns on its own context. When a call reports the token invalid
-// it is dropped only if it is still the cached one, so a request whose
-// stale token fails after another request refreshed does not cause a
-// second fetch.
+// Each Client caches tokens per (corp id, secret), the secret held only as
+// a salted SHA-256. The cache is the Client's and has no process-wide
+// copy: to keep tokens across a Caddy config reload the gateway keeps the
+// Client, one per API base in a caddy.UsagePool that the new config joins
+// before the old one leaves. A token is used until expires_in minus a
+// tenth of it (at most 5 minutes), expires_in first clamped to between 1
+// minute and 4 hours (twice WeCom's 7200 s): zero, negative, fractional,
+// huge or missing values neither overflow nor make a token that never
+// expires. At most one gettoken per key is in flight whatever the
+// concurrency: the fetch is shared, runs detached from any one caller's
+// cancellation (bounded by Timeout and Attempts instead), and each waiter
+// returns on its own context. When a call reports the token invalid it is
+// dropped only if it is still the cached one, so a request whose stale
+// token fails after another request refreshed does not cause a second
+// fetch.
 //
 // A definitive gettoken failure (notably 40001, wrong secret) is remembered
 // for 30 seconds and a 45009 for 60 seconds: during that window Token and
 // the calls needing it fail at once without asking WeCom, so a flood of
 // logins with a bad secret costs one gettoken per window rather than the IP
-// ban WeCom imposes after many.
+// ban WeCom imposes after many. ForgetFailures, which the gateway calls at
+// every config reload, ends the window early for all but 45009.
 //
 // A jscode2session attempt that timed out may have spent the code at WeCom;
 // its retry then answers 40029 (KindInvalidCode), and the mini program logs

@@ -2,13 +2,11 @@ package wecom_test
 
 import (
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,10 +16,6 @@ import (
 	"github.com/wecomgate/wecomgate/module/internal/wecom"
 	"github.com/wecomgate/wecomgate/module/wecomsim"
 )
-
-// corpSeq makes every test's corps unique: tokens are cached process-wide,
-// and a closed test server's port may be reused by a later one.
-var corpSeq atomic.Int64
 
 // env is a simulator with two corps and a Client talking to it.
 type env struct {
@@ -36,10 +30,9 @@ type env struct {
 
 func newEnv(t testing.TB, tweak ...func(*wecom.Options)) *env {
 	t.Helper()
-	n := corpSeq.Add(1)
 	e := &env{
-		corp:  wecom.Corp{ID: fmt.Sprintf("wwmain%04d", n), Secret: fmt.Sprintf("S3cr3t-main-%04d-do-not-print", n)},
-		other: wecom.Corp{ID: fmt.Sprintf("wwother%04d", n), Secret: fmt.Sprintf("S3cr3t-other-%04d-do-not-print", n)},
+		corp:  wecom.Corp{ID: "wwmain", Secret: "S3cr3t-main-do-not-print"},
+		other: wecom.Corp{ID: "wwother", Secret: "S3cr3t-other-do-not-print"},
 		rec:   &recorder{},
 	}
 	e.sim = wecomsim.New(wecomsim.Config{Corps: []wecomsim.Corp{
@@ -171,8 +164,5 @@ func (f *fakeWeCom) count(path string) int {
 	return f.hits[path]
 }
 
-// fakeCorp is a corp of its own per call: tokens are cached process-wide.
-func fakeCorp() wecom.Corp {
-	n := corpSeq.Add(1)
-	return wecom.Corp{ID: fmt.Sprintf("wwfake%04d", n), Secret: fmt.Sprintf("fake-secret-%04d", n)}
-}
+// fakeCorp is the corp asked of a fakeWeCom, which answers for any.
+var fakeCorp = wecom.Corp{ID: "wwfake", Secret: "fake-secret"}

@@ -141,8 +141,7 @@ func TestEchoedSecretsScrubbed(t *testing.T) {
 	}))
 	defer srv.Close()
 	c := wecom.New(wecom.Options{BaseURL: srv.URL})
-	n := corpSeq.Add(1)
-	corp := wecom.Corp{ID: fmt.Sprintf("wwecho%04d", n), Secret: "echo-secret-at-jscode2session"}
+	corp := wecom.Corp{ID: "wwecho", Secret: "echo-secret-at-jscode2session"}
 	_, err1 := c.Token(context.Background(), wecom.Corp{ID: corp.ID, Secret: "echo-secret-at-gettoken"})
 	_, err2 := c.CodeToSession(context.Background(), corp, "CODE-echo-0123456789")
 	for _, err := range []error{err1, err2} {

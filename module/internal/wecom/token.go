@@ -47,35 +47,34 @@ const (
 	maxTokenTTL = 2 * 7200 * time.Second
 )
 
-// tokenKey identifies one app's token. The secret is kept only as a salted
-// SHA-256 so that neither a heap dump nor a debugger shows it in the cache.
+// tokenKey identifies one app's token at the Client's API base. The secret
+// is kept only as a salted SHA-256 so that neither a heap dump nor a
+// debugger shows it in the cache.
 type tokenKey struct {
-	base   string
 	corpID string
 	secret [sha256.Size]byte
 }
 
-// secretSalt makes the hashes in memory useless for guessing secrets offline.
-var secretSalt = func() []byte {
-	b := make([]byte, 32)
-	_, _ = rand.Read(b) // never fails on supported platforms
-	return b
-}()
-
 func (c *Client) keyOf(corp Corp) tokenKey {
 	h := sha256.New()
-	h.Write(secretSalt)
+	h.Write(c.tokens.salt[:])
 	h.Write([]byte(corp.Secret))
-	k := tokenKey{base: c.base, corpID: corp.ID}
+	k := tokenKey{corpID: corp.ID}
 	h.Sum(k.secret[:0])
 	return k
 }
 
-func (k tokenKey) flight() string { return k.base + "\x00" + k.corpID + "\x00" + string(k.secret[:]) }
+func (k tokenKey) flight() string { return k.corpID + "\x00" + string(k.secret[:]) }
 
 // tokenStore caches tokens and recent gettoken failures, and lets at most
-// one gettoken per key be in flight.
+// one gettoken per key be in flight. Each Client has its own: a store lives
+// exactly as long as the Client, so whoever must keep tokens across a
+// config reload keeps the Client (the gateway pools one per API base), and
+// there is no process-wide state to reset between tests or to outlive a
+// configuration that no longer names the corp.
 type tokenStore struct {
+	// salt makes the hashes in memory useless for guessing secrets offline.
+	salt     [32]byte
 	mu       sync.RWMutex
 	tokens   map[tokenKey]cachedToken
 	failures map[tokenKey]cachedFailure
@@ -92,12 +91,10 @@ type cachedFailure struct {
 	until time.Time
 }
 
-// sharedTokens is process-wide so that Clients rebuilt by a config reload
-// keep the tokens of the old ones (SPEC §6a) and share their flights.
-var sharedTokens = newTokenStore()
-
 func newTokenStore() *tokenStore {
-	return &tokenStore{tokens: map[tokenKey]cachedToken{}, failures: map[tokenKey]cachedFailure{}}
+	s := &tokenStore{tokens: map[tokenKey]cachedToken{}, failures: map[tokenKey]cachedFailure{}}
+	_, _ = rand.Read(s.salt[:]) // never fails on supported platforms
+	return s
 }
 
 // lookup returns a usable token, or a recent failure to repeat, or neither.
@@ -143,6 +140,19 @@ func (s *tokenStore) invalidate(k tokenKey, failed string) bool {
 	return false
 }
 
+// forgetFailures drops the remembered gettoken failures but 45009's: a
+// rate limit is WeCom's block, which no configuration fixes and an early
+// call only extends.
+func (s *tokenStore) forgetFailures() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, f := range s.failures {
+		if f.err.Errcode != errcodeRateLimited {
+			delete(s.failures, k)
+		}
+	}
+}
+
 func (s *tokenStore) sweep(now time.Time) {
 	for k, t := range s.tokens {
 		if !now.Before(t.dropAt) {
@@ -171,6 +181,15 @@ func (e errRepeated) Error() string {
 }
 
 func (e errRepeated) Unwrap() error { return e.cause }
+
+// ForgetFailures makes the next call for each corp ask WeCom again instead
+// of repeating a remembered gettoken failure (40001, 60020, …), so that
+// configuration fixed outside the Caddyfile, such as a trusted IP added in
+// WeCom's console, takes effect at a config reload (SPEC §6a) rather than
+// up to 30 s later. Cached tokens are kept, and so is a remembered 45009:
+// WeCom's rate-limit block lasts its minute whatever the configuration.
+// A gettoken in flight may still remember its failure afterwards.
+func (c *Client) ForgetFailures() { c.tokens.forgetFailures() }
 
 // Token returns corp's access token, from the cache while it is valid.
 func (c *Client) Token(ctx context.Context, corp Corp) (string, error) {

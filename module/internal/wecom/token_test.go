@@ -24,16 +24,85 @@ func TestTokenReusedAcrossCalls(t *testing.T) {
 	if _, err := e.c.CodeToSession(ctx, e.corp, e.mint(t, "main", "alice")); err != nil {
 		t.Fatal(err)
 	}
-	// A new Client (as after a config reload) shares the cache.
-	again := wecom.New(wecom.Options{BaseURL: e.srv.URL})
-	if _, err := again.GetUser(ctx, e.corp, "alice"); err != nil {
-		t.Fatal(err)
-	}
 	if n := e.count(wecomsim.EndpointGetToken); n != 1 {
 		t.Fatalf("gettoken called %d times, want 1", n)
 	}
 	if _, refreshes := e.rec.snapshot(); len(refreshes) != 1 || refreshes[0] != e.corp.ID {
 		t.Fatalf("TokenRefresh = %v, want one for %s", refreshes, e.corp.ID)
+	}
+}
+
+// TestClientsKeepTheirOwnTokens: the cache is the Client's, with no
+// process-wide copy behind it, so what keeps tokens across a config reload
+// is keeping the Client (the gateway pools it), and one Client's memory
+// of a failure does not fail another's calls.
+func TestClientsKeepTheirOwnTokens(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	bad := wecom.Corp{ID: e.corp.ID, Secret: "wrong-secret-of-first"}
+	if _, err := e.c.Token(ctx, e.corp); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.c.Token(ctx, bad); wecom.KindOf(err) != wecom.KindDefinitive {
+		t.Fatalf("wrong secret: %v", err)
+	}
+	second := wecom.New(wecom.Options{BaseURL: e.srv.URL})
+	if _, err := second.Token(ctx, e.corp); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.count(wecomsim.EndpointGetToken); n != 3 {
+		t.Fatalf("gettoken called %d times, want 3: the second Client fetches its own token", n)
+	}
+	if _, err := second.Token(ctx, bad); wecom.KindOf(err) != wecom.KindDefinitive || e.count(wecomsim.EndpointGetToken) != 4 {
+		t.Fatalf("second Client with the wrong secret: %v; want WeCom asked, not the first Client's memory", err)
+	}
+	if _, err := e.c.Token(ctx, e.corp); err != nil || e.count(wecomsim.EndpointGetToken) != 4 {
+		t.Fatalf("first Client lost its token to the second: %v", err)
+	}
+}
+
+// TestForgetFailures: what a config reload does. A remembered definitive
+// failure is forgotten, so a fix made in WeCom's console (here a trusted
+// IP, 60020) takes effect at once; cached tokens stay, and so does a 45009,
+// whose block no configuration lifts.
+func TestForgetFailures(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	tok, err := e.c.Token(ctx, e.corp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.sim.InjectFault(wecomsim.Fault{Endpoint: "gettoken", Errcode: 60020, Count: 1})
+	for range 2 {
+		if _, err := e.c.Token(ctx, e.other); asError(t, err).Errcode != 60020 {
+			t.Fatalf("got %v, want 60020", err)
+		}
+	}
+	if n := e.count(wecomsim.EndpointGetToken); n != 2 {
+		t.Fatalf("gettoken called %d times, want 2: the 60020 is remembered", n)
+	}
+	e.c.ForgetFailures()
+	if _, err := e.c.Token(ctx, e.other); err != nil {
+		t.Fatalf("after ForgetFailures: %v, want WeCom asked again", err)
+	}
+	if again, err := e.c.Token(ctx, e.corp); err != nil || again != tok {
+		t.Fatalf("cached token not kept: same = %v, err %v", again == tok, err)
+	}
+	if n := e.count(wecomsim.EndpointGetToken); n != 3 {
+		t.Fatalf("gettoken called %d times, want 3", n)
+	}
+
+	limited := wecom.New(wecom.Options{BaseURL: e.srv.URL})
+	e.sim.InjectFault(wecomsim.Fault{Endpoint: "gettoken", Errcode: 45009, Count: 1})
+	if _, err := limited.Token(ctx, e.corp); asError(t, err).Errcode != 45009 {
+		t.Fatalf("got %v, want 45009", err)
+	}
+	limited.ForgetFailures()
+	if _, err := limited.Token(ctx, e.corp); asError(t, err).Errcode != 45009 {
+		t.Fatalf("after ForgetFailures: %v, want the 45009 repeated from memory", err)
+	}
+	if n := e.count(wecomsim.EndpointGetToken); n != 4 {
+		t.Fatalf("gettoken called %d times, want 4: WeCom not asked during its block", n)
 	}
 }
 
@@ -306,7 +375,6 @@ func TestExpiresInClamped(t *testing.T) {
 		normal  = 7200*time.Second - 5*time.Minute // WeCom's usual answer
 	)
 	f := newFakeWeCom(t)
-	c := wecom.New(wecom.Options{BaseURL: f.srv.URL, Attempts: 1})
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name      string
@@ -335,7 +403,8 @@ func TestExpiresInClamped(t *testing.T) {
 				body += `,"expires_in":` + tc.expiresIn
 			}
 			f.set("/cgi-bin/gettoken", body+"}")
-			corp := fakeCorp()
+			c := wecom.New(wecom.Options{BaseURL: f.srv.URL, Attempts: 1}) // with an empty cache
+			corp := fakeCorp
 			before := time.Now()
 			if _, err := c.Token(ctx, corp); err != nil {
 				t.Fatalf("expires_in %s: %v", tc.expiresIn, err)
