@@ -41,41 +41,43 @@ func (c Corp) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	return nil
 }
 
-// Session is jscode2session's answer. CorpID is the user's own corp, which
-// differs from the corp asked when the code belongs to another corp (the
-// UserID is then an opaque id useless for GetUser): the caller compares.
+// Session is the part of jscode2session's answer the gateway uses. CorpID
+// is the user's own corp, which differs from the corp asked when the code
+// belongs to another corp (the UserID is then an opaque id useless for
+// GetUser): the caller compares.
+//
+// SessionKey is WeCom's session secret. The gateway does not use it yet and
+// drops it; it is kept for /wecom/decrypt (issue 19), which will hold it
+// sealed server-side. String, Format, MarshalLogObject and the json tag keep
+// it out of every log line and printout until then and after.
 type Session struct {
 	CorpID     string
 	UserID     string
-	DeviceID   string
-	SessionKey string `json:"-"` // WeCom's session secret: never log it, never hand it on
+	SessionKey string `json:"-"` // never log it, never hand it on
 }
 
 func (s Session) String() string {
-	return "wecom.Session{CorpID:" + strconv.Quote(s.CorpID) + " UserID:" + strconv.Quote(s.UserID) +
-		" DeviceID:" + strconv.Quote(s.DeviceID) + "}"
+	return "wecom.Session{CorpID:" + strconv.Quote(s.CorpID) + " UserID:" + strconv.Quote(s.UserID) + "}"
 }
 
-// Format keeps SessionKey out of every fmt verb.
+// Format keeps SessionKey out of every fmt verb; kept for /wecom/decrypt
+// (issue 19), like SessionKey.
 func (s Session) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, s.String()) }
 
-// MarshalLogObject keeps SessionKey out of zap.Any and zap.Object.
+// MarshalLogObject keeps SessionKey out of zap.Any and zap.Object; kept
+// for /wecom/decrypt (issue 19), like SessionKey.
 func (s Session) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddString("corpid", s.CorpID)
 	enc.AddString("userid", s.UserID)
-	enc.AddString("deviceid", s.DeviceID)
 	return nil
 }
 
 // User is the part of user/get's answer the gateway uses. Status is 1
 // active, 2 disabled, 4 not activated, 5 left.
 type User struct {
-	UserID         string
-	Name           string
-	Department     []int64
-	MainDepartment int64
-	Status         int
-	Position       string
+	Name       string
+	Department []int64
+	Status     int
 }
 
 // CodeToSession exchanges a wx.qy.login code for the user's identity.
@@ -96,7 +98,7 @@ func (c *Client) CodeToSession(ctx context.Context, corp Corp, code string) (Ses
 			secrets:  []string{tok, code, corp.Secret},
 		})
 		if err == nil {
-			s = Session{CorpID: a.CorpID, UserID: a.UserID, DeviceID: a.DeviceID, SessionKey: a.SessionKey}
+			s = Session{CorpID: a.CorpID, UserID: a.UserID, SessionKey: a.SessionKey}
 		}
 		return err
 	})
@@ -124,8 +126,7 @@ func (c *Client) GetUser(ctx context.Context, corp Corp, userID string) (User, e
 			secrets:  []string{tok, corp.Secret},
 		})
 		if err == nil {
-			u = User{UserID: a.UserID, Name: a.Name, Department: a.Department,
-				MainDepartment: a.MainDepartment, Status: a.Status, Position: a.Position}
+			u = User{Name: a.Name, Department: a.Department, Status: a.Status}
 		}
 		return err
 	})
@@ -175,7 +176,6 @@ type sessionAnswer struct {
 	CorpID     string `json:"corpid"`
 	UserID     string `json:"userid"`
 	SessionKey string `json:"session_key"`
-	DeviceID   string `json:"deviceid"`
 }
 
 // check refuses identities WeCom cannot have issued: the gateway trusts
@@ -193,12 +193,11 @@ func (a *sessionAnswer) check() error {
 
 type userAnswer struct {
 	apiStatus
-	UserID         string  `json:"userid"`
-	Name           string  `json:"name"`
-	Department     []int64 `json:"department"`
-	MainDepartment int64   `json:"main_department"`
-	Status         int     `json:"status"`
-	Position       string  `json:"position"`
+	// UserID is read only by check: the gateway keeps the userid it asked for.
+	UserID     string  `json:"userid"`
+	Name       string  `json:"name"`
+	Department []int64 `json:"department"`
+	Status     int     `json:"status"`
 }
 
 // check holds user/get's userid to the same rule as jscode2session's,

@@ -31,13 +31,12 @@ const (
 
 // Options configures a Client. The zero value talks to WeCom with defaults.
 type Options struct {
-	BaseURL    string        // default DefaultBaseURL; a trailing slash is tolerated
-	HTTPClient *http.Client  // default: a shared client with keep-alives that never follows redirects
-	Timeout    time.Duration // per attempt; default 5s
-	Attempts   int           // total attempts for retryable transient failures; default 3
-	Backoff    time.Duration // base of the exponential, fully jittered backoff; default 200ms, capped at 2s
-	Observer   Observer      // optional metrics hooks
-	Logger     *zap.Logger   // optional; debug lines on retries and refreshes
+	BaseURL  string        // default DefaultBaseURL; a trailing slash is tolerated
+	Timeout  time.Duration // per attempt; default 5s
+	Attempts int           // total attempts for retryable transient failures; default 3
+	Backoff  time.Duration // base of the exponential, fully jittered backoff; default 200ms, capped at 2s
+	Observer Observer      // optional metrics hooks
+	Logger   *zap.Logger   // optional; debug lines on retries and refreshes
 }
 
 // Observer receives metrics. Implementations must be safe for concurrent use
@@ -76,7 +75,7 @@ type Client struct {
 func New(opts Options) *Client {
 	c := &Client{
 		base:     strings.TrimRight(opts.BaseURL, "/"),
-		hc:       opts.HTTPClient,
+		hc:       httpClient(),
 		timeout:  opts.Timeout,
 		attempts: opts.Attempts,
 		backoff:  opts.Backoff,
@@ -86,9 +85,6 @@ func New(opts Options) *Client {
 	}
 	if c.base == "" {
 		c.base = DefaultBaseURL
-	}
-	if c.hc == nil {
-		c.hc = defaultHTTPClient()
 	}
 	if c.timeout <= 0 {
 		c.timeout = defaultTimeout
@@ -113,9 +109,10 @@ func New(opts Options) *Client {
 	return c
 }
 
-// defaultHTTPClient is shared by all Clients so that a config reload keeps
-// its warm connections to WeCom.
-var defaultHTTPClient = sync.OnceValue(func() *http.Client {
+// httpClient is one for the process: its idle connections are a cache no
+// Client needs to own, shared by every Client of the same host, and those
+// to an API base no longer configured time out on their own.
+var httpClient = sync.OnceValue(func() *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConns = 256
 	t.MaxIdleConnsPerHost = 64

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -52,7 +51,6 @@ func (k Kind) String() string {
 // WeCom errcodes this package acts on.
 const (
 	errcodeBusy          = -1
-	errcodeBadSecret     = 40001
 	errcodeBadToken      = 40014
 	errcodeTokenExpired  = 42001
 	errcodeSuiteExpired  = 42009
@@ -128,9 +126,6 @@ func KindOf(err error) Kind {
 	return 0
 }
 
-// IsTransient reports whether err is worth trying again later.
-func IsTransient(err error) bool { return KindOf(err) == KindTransient }
-
 // retryable reports whether the same request may be sent again at once
 // (after backoff). 45009 is transient for the caller but WeCom blocks for a
 // full minute, so an immediate retry only deepens the block.
@@ -144,16 +139,12 @@ const minScrubLen = 6
 // transportError replaces *url.Error, whose message carries the full URL
 // with corpsecret, access_token or js_code in the query.
 type transportError struct {
-	target  string // host and path, no query
-	timeout bool
-	err     error // url.Error.Err, or a scrubbed copy of its text
+	target string // host and path, no query
+	err    error  // url.Error.Err, or a scrubbed copy of its text
 }
 
 func (e *transportError) Error() string { return "GET " + e.target + ": " + e.err.Error() }
 func (e *transportError) Unwrap() error { return e.err }
-
-// Timeout lets callers treat it like a net.Error.
-func (e *transportError) Timeout() bool { return e.timeout }
 
 // sanitizeTransport turns an error from http.Client.Do or from reading the
 // body into one that is safe to print. secrets are the query values sent,
@@ -164,8 +155,6 @@ func sanitizeTransport(err error, target string, secrets []string) error {
 		err = ue.Err
 	}
 	te := &transportError{target: target, err: err}
-	var ne net.Error
-	te.timeout = errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 	if msg := err.Error(); scrub(msg, secrets) != msg || strings.Contains(msg, "?") {
 		// The message names something it should not: keep only its text,
 		// scrubbed, and drop the typed cause that still holds it.

@@ -350,7 +350,7 @@ func TestWaiterCancellationDoesNotFailSharedFetch(t *testing.T) {
 	}()
 	start := time.Now()
 	err := <-first
-	if !errors.Is(err, context.DeadlineExceeded) || !wecom.IsTransient(err) {
+	if !errors.Is(err, context.DeadlineExceeded) || wecom.KindOf(err) != wecom.KindTransient {
 		t.Fatalf("first caller: %v, want its deadline as a transient error", err)
 	}
 	if d := time.Since(start); d > 200*time.Millisecond {
