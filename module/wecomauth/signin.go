@@ -14,10 +14,6 @@ import (
 	"github.com/wecomgate/wecomgate/module/internal/wecom"
 )
 
-// maxCodeLen bounds what is sent to WeCom as a code; real codes are 32–64
-// characters.
-const maxCodeLen = 256
-
 // signIn runs one sign-in attempt behind the failure limiter, and gives it
 // its log line and metric. attempt returns the corp name the client asked
 // for, if any. The attempt's unit of the client's budget is reserved
@@ -79,7 +75,7 @@ func (h *Handler) loginWithCode(r *http.Request, code, corpName string) (*identi
 	if code == "" {
 		return nil, invalidRequest("code is required")
 	}
-	if len(code) > maxCodeLen {
+	if len(code) > wecom.MaxCodeLen {
 		return nil, invalidRequest("code is too long")
 	}
 	corp := h.corpByName(corpName)
@@ -154,7 +150,7 @@ var errBurnedCode = &wecom.Error{Endpoint: "jscode2session", Errcode: 40029, Err
 // request headers, and a logged, unspent code would otherwise sign its
 // user in for whoever reads the log within five minutes.
 func (h *Handler) burnCode(code string) {
-	if code != "" && len(code) <= maxCodeLen {
+	if code != "" && len(code) <= wecom.MaxCodeLen {
 		h.shared.burned.SetDefault(code, struct{}{})
 	}
 }

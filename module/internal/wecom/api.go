@@ -16,11 +16,11 @@ const (
 	endpointToken   = "gettoken"
 	endpointSession = "jscode2session"
 	endpointUser    = "user/get"
-
-	// maxCodeLen rejects absurd input before it becomes a URL; real codes
-	// are ~32 bytes.
-	maxCodeLen = 512
 )
+
+// MaxCodeLen bounds a wx.qy.login code: longer input is refused before it
+// becomes a URL or a cache key. Real codes are 32-64 characters.
+const MaxCodeLen = 256
 
 // Corp is one corp's credentials for the app the mini program is
 // associated with. It prints, logs and marshals without its Secret.
@@ -85,7 +85,7 @@ func (c *Client) CodeToSession(ctx context.Context, corp Corp, code string) (Ses
 	if err := checkCorp(endpointSession, corp); err != nil {
 		return Session{}, err
 	}
-	if code == "" || len(code) > maxCodeLen {
+	if code == "" || len(code) > MaxCodeLen {
 		return Session{}, invalidArg(endpointSession, corp.ID, KindInvalidCode, "empty or oversized code")
 	}
 	var s Session
