@@ -11,7 +11,7 @@
 //
 //	go run ./bench/loginbench -gateway http://127.0.0.1:8080 -sim http://127.0.0.1:8081 -users zhangsan
 //
-// The last line is machine-readable for bench/run.sh:
+// The last line is machine-readable, for bench/report:
 //
 //	RESULT logins=… errors=… seconds=… rps=… p50_us=… p90_us=… p99_us=… max_us=… codes_per_s=…
 package main
