@@ -308,9 +308,9 @@ echo "T1=$(date +%s)" >>"$RAW/meta"
 
 if [ "$GO_BENCH" = 1 ]; then
 	stop_caddy # frees the CPUs for them
-	say "Go benchmarks: the middleware in-process (module/wecomauth, module/session)"
+	say "Go benchmarks: the middleware in-process (module/wecomauth, module/internal/session)"
 	go_ok=1
-	go test -run '^$' -bench . -benchmem -count 1 ./module/session/ >"$RAW/go.session.log" 2>&1 || go_ok=0
+	go test -run '^$' -bench . -benchmem -count 1 ./module/internal/session/ >"$RAW/go.session.log" 2>&1 || go_ok=0
 	go test -run '^$' -bench '^BenchmarkProtected$' -benchmem -count 1 ./module/wecomauth/ >"$RAW/go.protected.log" 2>&1 || go_ok=0
 	go test -run '^$' -bench '^BenchmarkMemory10kSessions$' -benchtime 1000000x -count 1 ./module/wecomauth/ >"$RAW/go.memory.log" 2>&1 || go_ok=0
 	grep -h -e '^Benchmark' -e 'bench_test.go' "$RAW"/go.*.log >&2 || true

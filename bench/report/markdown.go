@@ -137,7 +137,7 @@ func goSection(d *dataset) string {
 }
 
 const goTemplate1 = "## The middleware alone (Go benchmarks)\n\n" +
-	"`go test -run '^$' -bench . -benchmem ./module/session/ ./module/wecomauth/`: one request through\n" +
+	"`go test -run '^$' -bench . -benchmem ./module/internal/session/ ./module/wecomauth/`: one request through\n" +
 	"`(*wecomauth.Handler).ServeHTTP` with a no-op next handler, no network (`fresh-*`: with Caddy's\n" +
 	"per-request preparation; the middleware's share is fresh-bearer − fresh-none).\n\n" +
 	"| benchmark | ns/op | B/op | allocs/op |\n|---|---:|---:|---:|\n"
