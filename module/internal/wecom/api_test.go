@@ -345,7 +345,8 @@ func TestHostileAnswers(t *testing.T) {
 func TestKindString(t *testing.T) {
 	for k, want := range map[wecom.Kind]string{
 		wecom.KindTransient: "transient", wecom.KindTokenInvalid: "token_invalid", wecom.KindInvalidCode: "invalid_code",
-		wecom.KindUserNotAllowed: "user_not_allowed", wecom.KindDefinitive: "definitive", 0: "kind(0)",
+		wecom.KindUserNotAllowed: "user_not_allowed", wecom.KindDefinitive: "definitive", wecom.KindNotFound: "not_found",
+		0: "kind(0)",
 	} {
 		if k.String() != want {
 			t.Errorf("%d: %q, want %q", int(k), k.String(), want)

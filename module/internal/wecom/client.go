@@ -43,8 +43,9 @@ type Options struct {
 // and fast: they run on the request path.
 type Observer interface {
 	// Call is invoked once per HTTP attempt. endpoint is "gettoken",
-	// "jscode2session" or "user/get"; result is "0", WeCom's errcode in
-	// decimal, "transport", "http_<status>" or "bad_response".
+	// "jscode2session", "user/get", "department/simplelist" or "tag/get";
+	// result is "0", WeCom's errcode in decimal, "transport",
+	// "http_<status>" or "bad_response".
 	Call(endpoint, result string, d time.Duration)
 	// TokenRefresh is invoked once per access token actually fetched from
 	// WeCom (never for cache hits, nor for failed fetches, which Call reports).
@@ -132,6 +133,11 @@ type request struct {
 	corpID   string
 	query    url.Values
 	secrets  []string // query values to scrub from any error text
+	maxBody  int      // bound of the answer; 0 means maxBody
+	// accept, if set, checks the answer against the question after its own
+	// check (department/simplelist must include the department asked), so
+	// that a refusal is a bad response like any other.
+	accept func(answer) error
 }
 
 // answer is implemented by the wire structs: the errcode is looked at
@@ -225,22 +231,30 @@ func (c *Client) roundTrip(req *http.Request, r *request, out answer) error {
 		}
 		return e
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
+	limit := r.maxBody
+	if limit <= 0 {
+		limit = maxBody
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, int64(limit)+1))
 	if err != nil {
 		return fail(KindTransient, sanitizeTransport(err, c.target+r.path, r.secrets))
 	}
-	if len(body) > maxBody {
-		return fail(KindTransient, errBadResponse("answer larger than 1 MiB"))
+	if len(body) > limit {
+		return fail(KindTransient, errBadResponse("answer larger than "+strconv.Itoa(limit>>20)+" MiB"))
 	}
 	if err := json.Unmarshal(body, out); err != nil {
 		return fail(KindTransient, errBadResponse(scrub(err.Error(), r.secrets)))
 	}
 	if st := out.status(); st.Errcode != 0 {
-		e := fail(kindOfErrcode(st.Errcode), nil)
+		e := fail(kindOfErrcode(r.endpoint, st.Errcode), nil)
 		e.Errcode, e.Errmsg = st.Errcode, cleanErrmsg(st.Errmsg, r.secrets)
 		return e
 	}
-	if err := out.check(); err != nil {
+	err = out.check()
+	if err == nil && r.accept != nil {
+		err = r.accept(out)
+	}
+	if err != nil {
 		// Valid JSON saying success without the fields: WeCom changed, or
 		// something answers in its place. Retrying will not fix it.
 		return fail(KindDefinitive, errBadResponse(err.Error()))

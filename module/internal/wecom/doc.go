@@ -1,5 +1,7 @@
-// Package wecom is a client for the three WeCom (企业微信) server API calls
-// the gateway needs: gettoken, miniprogram/jscode2session and user/get.
+// Package wecom is a client for the WeCom (企业微信) server API calls the
+// gateway needs: gettoken, miniprogram/jscode2session and user/get, and
+// department/simplelist and tag/get behind allow_departments and
+// allow_tags.
 //
 // It is internal to the gateway, not a library. wecomgate is a Caddy plugin:
 // what it promises is its Caddyfile, its HTTP endpoints and its headers, not
@@ -7,8 +9,8 @@
 // answer fields the gateway reads, failures sorted by how the gateway
 // answers them, identities held to what the gateway can trust — and being
 // internal lets it follow the gateway (WeCom's session key for
-// /wecom/decrypt, the department and tag calls behind allow_departments and
-// allow_tags) without a compatibility promise to anyone else.
+// /wecom/decrypt, a Kind of its own for a department or tag that has no
+// members to admit) without a compatibility promise to anyone else.
 //
 // # Errors
 //
@@ -23,15 +25,21 @@
 //     every early retry extends the block.
 //   - KindInvalidCode: 40029, 40163, 41008 — the code is expired, spent or
 //     foreign; the mini program must call wx.qy.login again.
-//   - KindUserNotAllowed: 60011 (outside the app's visible range), 60111
-//     (no such user).
+//   - KindUserNotAllowed: from user/get, 60011 (outside the app's visible
+//     range), 60111 (no such user).
+//   - KindNotFound: from DepartmentTree and Tag only, a department or tag
+//     that does not exist (60003, 60123; 40068) or that the app may not see
+//     (60011). WeCom answered, so the caller treats it as an empty set, not
+//     as an outage; the Errcode tells the two apart.
 //   - KindDefinitive: 40001 (wrong secret), 40013, 48002, 60020, any errcode
 //     not listed here, any other HTTP status (redirects are not followed:
 //     they would replay the query), or a success answer missing its fields
 //     or naming an identity WeCom cannot have issued: a userid that is not
 //     ValidUserID, or a corpid that is not printable ASCII without ' ' and
-//     ':' of at most 64 bytes. Retrying will not help; it is usually
-//     configuration, or an API base that is not WeCom.
+//     ':' of at most 64 bytes; a department tree without the department
+//     asked, a department id below 1, a list longer than 100,000. Retrying
+//     will not help; it is usually configuration, or an API base that is
+//     not WeCom.
 //   - KindTokenInvalid (40014, 42001, 42009) is handled inside: the token
 //     is dropped and fetched anew and the call repeated once. Should WeCom
 //     reject the fresh token too, the error is returned as KindTransient

@@ -30,6 +30,14 @@ const (
 	// wrong secret, 40013 wrong corpid, 48002, 60020 untrusted IP) or an
 	// errcode this package does not know.
 	KindDefinitive
+	// KindNotFound: the department or tag asked of DepartmentTree or Tag
+	// does not exist or lies outside the app's visible range
+	// (department/simplelist 60003, 60123, 60011; tag/get 40068, 60011).
+	// WeCom answered: the caller treats it as an empty set, not as WeCom
+	// being down. Error.Errcode tells a missing one from an invisible one
+	// (60011), which an operator may want to hear of: an allowed
+	// department or tag the app cannot see admits nobody.
+	KindNotFound
 )
 
 func (k Kind) String() string {
@@ -44,6 +52,8 @@ func (k Kind) String() string {
 		return "user_not_allowed"
 	case KindDefinitive:
 		return "definitive"
+	case KindNotFound:
+		return "not_found"
 	}
 	return "kind(" + strconv.Itoa(int(k)) + ")"
 }
@@ -56,11 +66,25 @@ const (
 	errcodeSuiteExpired  = 42009
 	errcodeRateLimited   = 45009
 	errcodeTooConcurrent = 45033
+	errcodeBadTagID      = 40068 // 不合法的标签ID: none given, or no such tag
+	errcodeNoDepartment  = 60003 // 部门ID不存在
+	errcodeNoPrivilege   = 60011 // the member, department or tag is outside the app's visible range
+	errcodeBadPartyID    = 60123 // 无效的部门id: not in the contacts
 )
 
-// kindOfErrcode classifies a non-zero errcode. Unknown codes are definitive:
-// retrying an answer we do not understand risks hammering WeCom.
-func kindOfErrcode(code int) Kind {
+// kindOfErrcode classifies a non-zero errcode answered by endpoint (global
+// errcodes: /document/path/90313). Unknown codes are definitive: retrying
+// an answer we do not understand risks hammering WeCom.
+func kindOfErrcode(endpoint string, code int) Kind {
+	switch endpoint {
+	case endpointDepartments, endpointTag:
+		// 60011 here is a department or tag the app may not see, not a
+		// user: like one that does not exist, it has no members to admit.
+		switch code {
+		case errcodeNoPrivilege, errcodeNoDepartment, errcodeBadPartyID, errcodeBadTagID:
+			return KindNotFound
+		}
+	}
 	switch code {
 	case errcodeBusy, errcodeRateLimited, errcodeTooConcurrent:
 		return KindTransient
@@ -68,7 +92,7 @@ func kindOfErrcode(code int) Kind {
 		return KindTokenInvalid
 	case 40029, 40163, 41008:
 		return KindInvalidCode
-	case 60011, 60111:
+	case errcodeNoPrivilege, 60111:
 		return KindUserNotAllowed
 	}
 	return KindDefinitive
@@ -78,7 +102,7 @@ func kindOfErrcode(code int) Kind {
 // corp and the errcode; it never holds the secret, an access token, a login
 // code or a session key, so it is safe to log and to wrap.
 type Error struct {
-	Endpoint   string // "gettoken", "jscode2session" or "user/get"
+	Endpoint   string // "gettoken", "jscode2session", "user/get", "department/simplelist" or "tag/get"
 	CorpID     string
 	Errcode    int    // WeCom's errcode; 0 when the failure is not an errcode answer
 	Errmsg     string // WeCom's errmsg, shortened and scrubbed

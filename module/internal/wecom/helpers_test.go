@@ -5,7 +5,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -114,31 +116,89 @@ func asError(t testing.TB, err error) *wecom.Error {
 
 // fakeWeCom answers each path with a body the test sets: it says what the
 // simulator, faithful to WeCom, never would, as a hostile or broken API
-// base may.
+// base may. Replies pushed for a path are answered first, one per request,
+// in order; then the set body again.
 type fakeWeCom struct {
-	srv    *httptest.Server
-	mu     sync.Mutex
-	bodies map[string]string // path → JSON answer
-	hits   map[string]int
+	srv     *httptest.Server
+	mu      sync.Mutex
+	bodies  map[string]string // path → JSON answer
+	queued  map[string][]fakeReply
+	hits    map[string]int
+	tokens  map[string][]string // path → access_token of each request
+	queries map[string][]url.Values
+}
+
+// fakeReply is one scripted answer: status 0 means 200; a delay holds the
+// answer back (until the client gives up) to play a slow WeCom. In body,
+// "{token}" and "{query}" stand for the request's access_token and raw
+// query, to play an API base that echoes them.
+type fakeReply struct {
+	status int
+	body   string
+	delay  time.Duration
 }
 
 func newFakeWeCom(t testing.TB) *fakeWeCom {
 	t.Helper()
-	f := &fakeWeCom{bodies: map[string]string{}, hits: map[string]int{}}
+	f := &fakeWeCom{bodies: map[string]string{}, queued: map[string][]fakeReply{}, hits: map[string]int{},
+		tokens: map[string][]string{}, queries: map[string][]url.Values{}}
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
-		body, ok := f.bodies[r.URL.Path]
+		reply, ok := fakeReply{body: f.bodies[r.URL.Path]}, false
+		if q := f.queued[r.URL.Path]; len(q) > 0 {
+			reply, ok, f.queued[r.URL.Path] = q[0], true, q[1:]
+		} else {
+			_, ok = f.bodies[r.URL.Path]
+		}
 		f.hits[r.URL.Path]++
+		f.tokens[r.URL.Path] = append(f.tokens[r.URL.Path], r.URL.Query().Get("access_token"))
+		f.queries[r.URL.Path] = append(f.queries[r.URL.Path], r.URL.Query())
 		f.mu.Unlock()
 		if !ok {
 			http.NotFound(w, r)
 			return
 		}
+		if reply.delay > 0 {
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(reply.delay):
+			}
+		}
 		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, body)
+		if reply.status != 0 {
+			w.WriteHeader(reply.status)
+		}
+		_, _ = io.WriteString(w, strings.NewReplacer(
+			"{token}", r.URL.Query().Get("access_token"), "{query}", r.URL.RawQuery).Replace(reply.body))
 	}))
 	t.Cleanup(f.srv.Close)
 	return f
+}
+
+// push queues replies for path, answered before its set body.
+func (f *fakeWeCom) push(path string, replies ...fakeReply) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.queued[path] = append(f.queued[path], replies...)
+}
+
+// seenTokens is the access_token of each request for path so far.
+func (f *fakeWeCom) seenTokens(path string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.tokens[path])
+}
+
+// lastQuery is the query of the latest request for path.
+func (f *fakeWeCom) lastQuery(path string) url.Values {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	q := f.queries[path]
+	if len(q) == 0 {
+		return nil
+	}
+	return q[len(q)-1]
 }
 
 func (f *fakeWeCom) set(path, body string) {

@@ -103,6 +103,67 @@ func TestNoSecretsInErrorsOrLogs(t *testing.T) {
 	cancel()
 	collect(e.c.CodeToSession(cctx, e.corp, code("main", "alice")))
 
+	if len(e.logs.All()) == 0 || len(refusedLogs.All()) == 0 {
+		t.Fatal("no debug log lines: the log check would prove nothing")
+	}
+	checkNoLeaks(t, errs, append(e.logs.All(), refusedLogs.All()...), secrets)
+}
+
+// TestNoSecretsInDirectoryErrorsOrLogs drives the failure paths of
+// DepartmentTree and Tag, whose URLs carry the access token, against an API
+// base that echoes the token and the secret wherever it can.
+func TestNoSecretsInDirectoryErrorsOrLogs(t *testing.T) {
+	const (
+		token1 = "TOKEN-dir-first-0123456789"
+		token2 = "TOKEN-dir-second-0123456789"
+		secret = "S3cr3t-dir-do-not-print"
+	)
+	secrets := []string{token1, token2, secret}
+	echo := func(code int) string {
+		return fmt.Sprintf(`{"errcode":%d,"errmsg":"bad {query} [{token}] corpsecret=%s\nforged line"}`, code, secret)
+	}
+	f := newFakeWeCom(t)
+	f.push(pathGettoken, fakeReply{body: tokenBody(token1)})
+	f.set(pathGettoken, tokenBody(token2))
+	core, logs := observer.New(zap.DebugLevel)
+	c := wecom.New(wecom.Options{BaseURL: f.srv.URL, Timeout: 40 * time.Millisecond, Backoff: time.Millisecond, Logger: zap.New(core)})
+	corp := wecom.Corp{ID: "wwdirleak", Secret: secret}
+	ctx := context.Background()
+	var errs []error
+
+	for _, call := range directoryCalls {
+		for _, replies := range [][]fakeReply{
+			{{delay: time.Second}, {delay: time.Second}, {delay: time.Second}}, // *url.Error would print the URL
+			{{body: "<html>{token}</html>"}, {status: 500, body: "{query}"}, {body: echo(-1)}},
+			{{body: echo(45009)}},
+			{{body: echo(42001)}, {body: echo(40014)}}, // rejected twice
+			{{body: echo(60011)}},
+			{{body: echo(60123)}},
+			{{body: echo(40068)}},
+			{{body: echo(60020)}},
+			{{body: `{"errcode":0,"errmsg":"{token}","tagname":"{token}","department_id":[{"id":3}],"userlist":[{"userid":"{token}:x"}]}`}},
+		} {
+			f.push(call.path, replies...)
+			if err := call.do(c, ctx, corp); err != nil {
+				errs = append(errs, err)
+			} else {
+				t.Fatalf("%s %+v: no failure", call.endpoint, replies)
+			}
+		}
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		errs = append(errs, call.do(c, cctx, corp))
+	}
+	if len(logs.All()) == 0 {
+		t.Fatal("no debug log lines: the log check would prove nothing")
+	}
+	checkNoLeaks(t, errs, logs.All(), secrets)
+}
+
+// checkNoLeaks fails the test if any error (or a cause in its chain, in
+// any fmt form) or any log line holds one of secrets.
+func checkNoLeaks(t *testing.T, errs []error, entries []observer.LoggedEntry, secrets []string) {
+	t.Helper()
 	for _, err := range errs {
 		for cause := err; cause != nil; cause = errors.Unwrap(cause) {
 			for _, text := range []string{cause.Error(), fmt.Sprintf("%+v", cause), fmt.Sprintf("%#v", cause)} {
@@ -111,10 +172,6 @@ func TestNoSecretsInErrorsOrLogs(t *testing.T) {
 				}
 			}
 		}
-	}
-	entries := append(e.logs.All(), refusedLogs.All()...)
-	if len(e.logs.All()) == 0 || len(refusedLogs.All()) == 0 {
-		t.Fatal("no debug log lines: the log check would prove nothing")
 	}
 	for _, entry := range entries {
 		line := entry.Message + fmt.Sprint(entry.ContextMap())
@@ -144,7 +201,9 @@ func TestEchoedSecretsScrubbed(t *testing.T) {
 	corp := wecom.Corp{ID: "wwecho", Secret: "echo-secret-at-jscode2session"}
 	_, err1 := c.Token(context.Background(), wecom.Corp{ID: corp.ID, Secret: "echo-secret-at-gettoken"})
 	_, err2 := c.CodeToSession(context.Background(), corp, "CODE-echo-0123456789")
-	for _, err := range []error{err1, err2} {
+	_, err3 := c.DepartmentTree(context.Background(), corp, 2)
+	_, err4 := c.Tag(context.Background(), corp, 7)
+	for _, err := range []error{err1, err2, err3, err4} {
 		if err == nil {
 			t.Fatal("expected a failure")
 		}
