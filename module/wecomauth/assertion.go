@@ -35,8 +35,10 @@ const (
 	assertionIssuer     = "wecomgate"
 	defaultAssertionTTL = time.Minute
 	// maxCachedAssertions bounds the reuse cache: its keys include the
-	// path, which a signed-in client chooses freely.
+	// path, which a signed-in client chooses freely; maxCachedTarget keeps
+	// long paths and queries out of it, so its bytes are bounded too.
 	maxCachedAssertions = 1 << 14
+	maxCachedTarget     = 512
 )
 
 // AssertionConfig turns on the signed upstream assertion.
@@ -59,12 +61,15 @@ type asserter struct {
 }
 
 // assertionClaims are the JWT's claims besides the registered ones.
-// Method and Path are the request's as the gateway saw it (before any
-// rewrite such as handle_path's): a backend compares them with the
-// request it got, so an assertion is not replayed on another path.
+// Method, Path and Query are the request's as wecom_auth saw it (before
+// handle_path or a rewrite inside the site's blocks): a backend compares
+// them with the request it got, so an assertion is not replayed on another
+// path, or on another action of a backend that routes on the query
+// (index.php?r=…).
 type assertionClaims struct {
 	Method     string `json:"method"`
 	Path       string `json:"path"`
+	Query      string `json:"query,omitempty"`
 	CorpID     string `json:"corpid,omitempty"`
 	Corp       string `json:"corp,omitempty"`
 	Name       string `json:"name,omitempty"`
@@ -146,11 +151,15 @@ func newAssertionKey() []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der})
 }
 
-// sign returns the assertion for an admitted request to method and path.
-func (a *asserter) sign(method, path string, id *identity, now time.Time) (string, error) {
-	key := string(id.sid[:]) + "\x00" + method + "\x00" + path + "\x00" + id.Name + "\x00" + id.Departments
-	if v, ok := a.issued.Get(key); ok {
-		return v.(string), nil
+// sign returns the assertion for an admitted request to method, path
+// (escaped, as sent) and raw query.
+func (a *asserter) sign(method, path, query string, id *identity, now time.Time) (string, error) {
+	cacheable := len(path)+len(query) <= maxCachedTarget
+	key := string(id.sid[:]) + "\x00" + method + "\x00" + path + "\x00" + query + "\x00" + id.Name + "\x00" + id.Departments
+	if cacheable {
+		if v, ok := a.issued.Get(key); ok {
+			return v.(string), nil
+		}
 	}
 	std := jwt.Claims{
 		Issuer:   assertionIssuer,
@@ -161,12 +170,12 @@ func (a *asserter) sign(method, path string, id *identity, now time.Time) (strin
 		NotBefore: jwt.NewNumericDate(now.Add(-5 * time.Second)),
 		Expiry:    jwt.NewNumericDate(now.Add(a.ttl)),
 	}
-	extra := assertionClaims{Method: method, Path: path, CorpID: id.CorpID, Corp: id.Corp, Name: id.Name, Department: id.Departments, Review: id.Review}
+	extra := assertionClaims{Method: method, Path: path, Query: query, CorpID: id.CorpID, Corp: id.Corp, Name: id.Name, Department: id.Departments, Review: id.Review}
 	tok, err := jwt.Signed(a.signer).Claims(std).Claims(extra).Serialize()
 	if err != nil {
 		return "", fmt.Errorf("signing assertion: %w", err)
 	}
-	if a.issued.ItemCount() < maxCachedAssertions {
+	if cacheable && a.issued.ItemCount() < maxCachedAssertions {
 		a.issued.SetDefault(key, tok)
 	}
 	return tok, nil

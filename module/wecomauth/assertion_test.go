@@ -58,12 +58,14 @@ func TestSignedUpstreamAssertion(t *testing.T) {
 		t.Errorf("assertion claims: %+v %v", std, extra)
 	}
 
-	// Forward-auth answers an end client (no trusted proxy) the identity
-	// but no assertion: see TestAssertionIsScopedByConfiguration.
-	r := e.do(http.MethodGet, "/wecom/auth", "", "Authorization: Bearer "+tok, "X-Forwarded-Host: app.example.com")
-	if r.status != 200 || r.header.Get("X-WeCom-Assertion") != "" {
-		t.Fatalf("forward-auth to an end client: %d %v", r.status, r.header)
+	// Forward-auth hands the assertion to a forward-auth peer (loopback by
+	// default) for the proxy to copy; TestAssertionIsScopedByConfiguration
+	// checks that other callers get none.
+	r := e.do(http.MethodGet, "/wecom/auth", "", "Authorization: Bearer "+tok, "X-Forwarded-Uri: /api/x")
+	if r.status != 200 || r.header.Get("X-WeCom-Assertion") == "" {
+		t.Fatalf("forward-auth from loopback without an assertion: %d %v", r.status, r.header)
 	}
+	verifyAssertion(t, e, r.header.Get("X-WeCom-Assertion"), "api.example.com")
 }
 
 func TestAssertionTTL(t *testing.T) {

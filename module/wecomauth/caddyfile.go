@@ -24,9 +24,10 @@ func init() {
 
 // parseDirective adapts `wecom_auth [<matcher>] { … }`. With a matcher the
 // handler only sees the requests it matches, yet client X-WeCom-* headers
-// must go from every request of the site: the directive then becomes a
-// subroute that strips them unconditionally and runs wecom_auth where the
-// matcher says. Two routes would not do: Caddy sorts a directive's
+// must go from every request of the site, and the session token must not
+// reach what serves the paths left out: the directive then becomes a
+// subroute that strips the headers unconditionally, runs wecom_auth where
+// the matcher says, and takes the token out of whatever goes on. Two routes would not do: Caddy sorts a directive's
 // unmatched routes after its matched ones.
 func parseDirective(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
 	h.Next() // the directive name
@@ -41,12 +42,19 @@ func parseDirective(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 	if matcherSet == nil {
 		return h.NewRoute(nil, &w), nil
 	}
+	cookie := w.CookieName
+	if cookie == "" {
+		cookie = DefaultCookieName
+	}
 	strip := &caddyhttp.Subroute{Routes: caddyhttp.RouteList{
 		{HandlersRaw: []json.RawMessage{caddyconfig.JSONModuleObject(StripHeaders{}, "handler", "wecom_strip", nil)}},
 		{
 			MatcherSetsRaw: []caddy.ModuleMap{matcherSet},
 			HandlersRaw:    []json.RawMessage{caddyconfig.JSONModuleObject(&w, "handler", "wecom_auth", nil)},
 		},
+		// What the matcher left out still must not carry the session
+		// token on (wecom_auth has already removed it from what it saw).
+		{HandlersRaw: []json.RawMessage{caddyconfig.JSONModuleObject(StripHeaders{CookieName: cookie}, "handler", "wecom_strip", nil)}},
 	}}
 	return h.NewRoute(nil, strip), nil
 }
@@ -60,6 +68,7 @@ func parseDirective(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 //			secret            <secret>
 //			allow_users       <userid...>
 //			allow_departments <id...>
+//			allow_tags        <tagid...>
 //		}
 //		session_ttl <duration>
 //		recheck     <duration>
@@ -73,6 +82,7 @@ func parseDirective(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 //		}
 //		login_rate  <failures> <duration>
 //		assertion   <audience> [{ ttl <duration> }]
+//		forward_auth_from <cidr...>
 //	}
 func (w *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -131,6 +141,12 @@ func (w *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("login_rate: %q is not a positive duration", window)
 			}
 			w.LoginRate = &LoginRate{Failures: failures, Window: caddy.Duration(dur)}
+		case "forward_auth_from":
+			peers := d.RemainingArgs()
+			if len(peers) == 0 {
+				return d.Err("forward_auth_from: expected at least one address or CIDR range")
+			}
+			w.ForwardAuthFrom = append(w.ForwardAuthFrom, peers...)
 		case "assertion":
 			a, err := unmarshalAssertion(d)
 			if err != nil {
@@ -178,17 +194,17 @@ func unmarshalCorp(d *caddyfile.Dispenser) (CorpConfig, error) {
 			}
 			c.AllowUsers = append(c.AllowUsers, users...)
 		case "allow_departments":
-			ids := d.RemainingArgs()
-			if len(ids) == 0 {
-				return c, d.ArgErr()
+			ids, err := directive.IDs(d)
+			if err != nil {
+				return c, err
 			}
-			for _, s := range ids {
-				id, err := strconv.ParseInt(s, 10, 64)
-				if err != nil || id < 0 {
-					return c, d.Errf("allow_departments: %q is not a department id", s)
-				}
-				c.AllowDepartments = append(c.AllowDepartments, id)
+			c.AllowDepartments = append(c.AllowDepartments, ids...)
+		case "allow_tags":
+			ids, err := directive.IDs(d)
+			if err != nil {
+				return c, err
 			}
+			c.AllowTags = append(c.AllowTags, ids...)
 		default:
 			return c, d.Errf("corp %s: unknown subdirective %q", c.Name, sub)
 		}

@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -26,8 +25,7 @@ type corp struct {
 	// binding seals the corp's sessions to app (see boundRing): a token of
 	// another app must not carry what that app's login found into this one.
 	binding session.Binding
-	users   map[string]bool // nil: everyone
-	depts   map[string]bool // department ids as text, as sessions carry them; nil: every department
+	allow   *allowList
 }
 
 func newCorp(cfg CorpConfig, repl *caddy.Replacer) *corp {
@@ -39,18 +37,7 @@ func newCorp(cfg CorpConfig, repl *caddy.Replacer) *corp {
 	sum := sha256.Sum256([]byte(c.secret))
 	c.app = c.id + "/" + hex.EncodeToString(sum[:8])
 	c.binding = sessionBinding("corp\x00"+c.id, "corp\x00"+c.app)
-	if len(cfg.AllowUsers) > 0 {
-		c.users = make(map[string]bool, len(cfg.AllowUsers))
-		for _, u := range cfg.AllowUsers {
-			c.users[u] = true
-		}
-	}
-	if len(cfg.AllowDepartments) > 0 {
-		c.depts = make(map[string]bool, len(cfg.AllowDepartments))
-		for _, d := range cfg.AllowDepartments {
-			c.depts[strconv.FormatInt(d, 10)] = true
-		}
-	}
+	c.allow = newAllowList(cfg.AllowUsers, cfg.AllowDepartments, cfg.AllowTags, nil)
 	return c
 }
 
@@ -65,8 +52,18 @@ func (c *CorpConfig) validate() error {
 		return fmt.Errorf("corp %s: secret is required", c.Name)
 	}
 	for _, d := range c.AllowDepartments {
-		if d < 0 {
+		if d < 1 {
 			return fmt.Errorf("corp %s: allow_departments: %d is not a department id", c.Name, d)
+		}
+	}
+	for _, t := range c.AllowTags {
+		if t < 1 {
+			return fmt.Errorf("corp %s: allow_tags: %d is not a tag id", c.Name, t)
+		}
+	}
+	for _, u := range c.AllowUsers {
+		if !wecom.ValidUserID(u) {
+			return fmt.Errorf("corp %s: allow_users: %q is not a WeCom userid", c.Name, u)
 		}
 	}
 	return nil

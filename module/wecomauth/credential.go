@@ -29,9 +29,7 @@ func (h *Handler) authenticate(r *http.Request, inline inlineLogin) (*identity, 
 		return id, inline.corp, d
 	})
 	if d != nil {
-		if d.status == http.StatusTooManyRequests {
-			h.burnCode(inline.code)
-		}
+		h.burnCode(inline.code)
 		return nil, "", d
 	}
 	tok, c, err := h.issue(id)
@@ -102,7 +100,13 @@ func bearer(h http.Header) (string, bool) {
 // removeToken takes the gateway's session out of Authorization and Cookie
 // so the backend never sees it; the backend's own cookies stay.
 func (h *Handler) removeToken(r *http.Request) {
-	if _, ok := bearer(r.Header); ok {
+	removeToken(r, h.CookieName, func(string) bool { return true })
+}
+
+// removeToken takes a Bearer token that ours accepts out of Authorization
+// and the cookie named cookieName out of Cookie.
+func removeToken(r *http.Request, cookieName string, ours func(token string) bool) {
+	if tok, ok := bearer(r.Header); ok && ours(tok) {
 		delete(r.Header, "Authorization") // the key bearer read: no need to canonicalise again
 	}
 	cookies := r.Header.Values("Cookie")
@@ -113,7 +117,7 @@ func (h *Handler) removeToken(r *http.Request) {
 	found := false
 	for _, line := range cookies {
 		for part := range strings.SplitSeq(line, ";") {
-			if name, _, _ := cookiePair(part); name == h.CookieName {
+			if name, _, _ := cookiePair(part); name == cookieName {
 				found = true
 				continue
 			}

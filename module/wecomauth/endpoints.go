@@ -8,12 +8,11 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 // maxLoginBody bounds a login request body: a code and a corp name, or a
@@ -181,15 +180,15 @@ type sessionAnswer struct {
 
 // serveAuth is forward-auth for another proxy (Caddy's forward_auth, nginx
 // auth_request): 200 with the identity headers, or the denial. The request
-// being judged is the proxy's original one, which only a proxy in the
-// server's trusted_proxies can name (X-Forwarded-Method, X-Forwarded-Uri);
-// a review session is confined on its path.
+// being judged is the proxy's original one, which only a forward-auth peer
+// (forward_auth_from) can name (X-Forwarded-Method, X-Forwarded-Uri); a
+// review session is confined on its path.
 func (h *Handler) serveAuth(w http.ResponseWriter, r *http.Request) error {
 	id, token, d := h.authenticate(r, inlineLogin{})
 	if d != nil {
 		return h.deny(w, r, d)
 	}
-	trusted := fromTrustedProxy(r)
+	trusted := h.forwardAuthPeer(r)
 	orig, named := forwardedRequest(r, trusted)
 	if !named && id.Review {
 		// No path to judge: a review session passes only on a path it may
@@ -202,9 +201,9 @@ func (h *Handler) serveAuth(w http.ResponseWriter, r *http.Request) error {
 	hdr := w.Header()
 	identityHeaders(hdr, id)
 	if h.asserter != nil && trusted {
-		// Only a proxy the server trusts gets an assertion: handed to an
-		// end client, it would be a bearer credential for the backend.
-		jwt, err := h.asserter.sign(orig.Method, orig.URL.EscapedPath(), id, h.now())
+		// Only the forward-auth proxy gets an assertion: handed to an end
+		// client, it would be a bearer credential for the backend.
+		jwt, err := h.asserter.sign(orig.Method, orig.URL.EscapedPath(), orig.URL.RawQuery, id, h.now())
 		if err != nil {
 			return err
 		}
@@ -222,7 +221,7 @@ func (h *Handler) serveAuth(w http.ResponseWriter, r *http.Request) error {
 }
 
 // forwardedRequest is the request a forward-auth caller asks about: the
-// method and URI a trusted proxy names in X-Forwarded-Method and
+// method and URI a forward-auth peer names in X-Forwarded-Method and
 // X-Forwarded-Uri, else "GET /". named is false when no URI was named or
 // it does not parse.
 func forwardedRequest(r *http.Request, trusted bool) (orig *http.Request, named bool) {
@@ -242,11 +241,22 @@ func forwardedRequest(r *http.Request, trusted bool) (orig *http.Request, named 
 	return orig, true
 }
 
-// fromTrustedProxy reports whether the request's peer is in the server's
-// trusted_proxies, as Caddy judged it.
-func fromTrustedProxy(r *http.Request) bool {
-	trusted, _ := caddyhttp.GetVar(r.Context(), caddyhttp.TrustedProxyVarKey).(bool)
-	return trusted
+// forwardAuthPeer reports whether the request's direct peer (its TCP
+// address, not Caddy's client IP) is one of forward_auth_from. Not
+// trusted_proxies: behind a cloud load balancer every client arrives
+// through a trusted proxy, and must not be able to mint assertions.
+func (h *Handler) forwardAuthPeer(r *http.Request) bool {
+	addr, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := addr.Addr().Unmap()
+	for _, p := range h.forwardAuthFrom {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 func (h *Handler) onlyMethod(w http.ResponseWriter, r *http.Request, method string, serve func(http.ResponseWriter, *http.Request) error) error {
@@ -269,11 +279,11 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) *denial {
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
 		return invalidRequest("send the body as JSON with Content-Type: application/json")
 	}
-	// Real time, not the handler's clock: the deadline is the socket's.
-	rc := http.NewResponseController(w)
-	if rc.SetReadDeadline(time.Now().Add(loginBodyTimeout)) == nil {
-		defer func() { _ = rc.SetReadDeadline(time.Time{}) }()
-	}
+	// Real time, not the handler's clock: the deadline is the socket's. It
+	// stays set: net/http drains an unread body after the handler returns,
+	// and must not drain a dripping one for ever; it sets the next
+	// request's deadline itself.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(loginBodyTimeout))
 	r.Body = http.MaxBytesReader(w, r.Body, maxLoginBody)
 	dec := json.NewDecoder(r.Body)
 	if err := dec.Decode(v); err != nil {

@@ -88,6 +88,11 @@ func fromWeCom(err error) *denial {
 // deny writes d as JSON and logs it. Returning nil keeps Caddy from writing
 // an error page over our answer.
 func (h *Handler) deny(w http.ResponseWriter, r *http.Request, d *denial) error {
+	return writeDenial(w, h.logger, r, d)
+}
+
+// writeDenial is deny for any of the gateway's handlers.
+func writeDenial(w http.ResponseWriter, logger *zap.Logger, r *http.Request, d *denial) error {
 	hdr := w.Header()
 	switch d.status {
 	case http.StatusUnauthorized:
@@ -108,7 +113,7 @@ func (h *Handler) deny(w http.ResponseWriter, r *http.Request, d *denial) error 
 	if d.cause != nil {
 		fields = append(fields, zap.String("cause", d.cause.Error()))
 	}
-	h.logger.Info("denied", fields...)
+	logger.Info("denied", fields...)
 	return writeJSON(w, d.status, body)
 }
 

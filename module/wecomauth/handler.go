@@ -77,20 +77,26 @@ type Handler struct {
 	LoginRate *LoginRate `json:"login_rate,omitempty"`
 	// Adds a signed X-WeCom-Assertion JWT to every request passed on.
 	Assertion *AssertionConfig `json:"assertion,omitempty"`
+	// The peers (CIDR ranges of the direct TCP peer) that may do
+	// forward-auth: only they get an assertion from {endpoints}/auth and
+	// may name the request judged (X-Forwarded-Method, X-Forwarded-Uri).
+	// Default: loopback, a proxy on the same machine.
+	ForwardAuthFrom []string `json:"forward_auth_from,omitempty"`
 
-	corps      []*corp
-	corpByID   map[string]*corp
-	ring       *boundRing
-	principals *principals
-	shared     *shared
-	sharedKey  string
-	revoked    *revocations
-	revokedKey string
-	review     *review
-	limiter    *failureLimiter
-	asserter   *asserter
-	logger     *zap.Logger
-	now        func() time.Time
+	forwardAuthFrom []netip.Prefix
+	corps           []*corp
+	corpByID        map[string]*corp
+	ring            *boundRing
+	principals      *principals
+	shared          *shared
+	sharedKey       string
+	revoked         *revocations
+	revokedKey      string
+	review          *review
+	limiter         *failureLimiter
+	asserter        *asserter
+	logger          *zap.Logger
+	now             func() time.Time
 	// callBudget bounds one user/get or code exchange, retries included;
 	// recheckPause is how long a user's failed recheck is not retried.
 	callBudget   time.Duration
@@ -106,10 +112,16 @@ type CorpConfig struct {
 	// Secret of the app the mini program is associated with in this corp.
 	// Placeholders such as {env.ACME_SECRET} are replaced at provision.
 	Secret string `json:"secret"`
-	// If set, only these userids may sign in.
+	// These userids (in any letter case) may sign in. A user passes if any
+	// of allow_users, allow_departments and allow_tags admits them; with
+	// none of the three, every user WeCom reports visible and active.
 	AllowUsers []string `json:"allow_users,omitempty"`
-	// If set, only users in at least one of these departments may sign in.
+	// Members of these departments or of any of their sub-departments may
+	// sign in.
 	AllowDepartments []int64 `json:"allow_departments,omitempty"`
+	// Members of these tags (标签) may sign in: the users a tag lists and
+	// the members of its departments and their sub-departments.
+	AllowTags []int64 `json:"allow_tags,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -172,6 +184,18 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 
+	h.forwardAuthFrom = defaultForwardAuthFrom
+	if len(h.ForwardAuthFrom) > 0 {
+		h.forwardAuthFrom = nil
+		for _, s := range h.ForwardAuthFrom {
+			p, err := parsePrefix(s)
+			if err != nil {
+				return fmt.Errorf("forward_auth_from: %w", err)
+			}
+			h.forwardAuthFrom = append(h.forwardAuthFrom, p)
+		}
+	}
+
 	if u, err := url.Parse(h.APIBase); err == nil && u.Scheme == "http" {
 		h.logger.Warn("api_base is plain http: this is the WeCom simulator or a test setup, not WeCom; in production leave api_base unset (https://qyapi.weixin.qq.com)",
 			zap.String("api_base", h.APIBase))
@@ -183,6 +207,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("review: %w", err)
 		}
 		h.review = rv
+		if sp := rv.suffixPatterns(); len(sp) > 0 {
+			h.logger.Warn("review allow patterns match by suffix: a backend that routes on the path without its suffix (ThinkPHP, older Spring) may serve admin actions to review sessions through them; prefer path prefixes such as /api/public/*",
+				zap.Strings("patterns", sp))
+		}
 	}
 
 	keys := make([]string, len(h.SessionKeys))
@@ -277,6 +305,11 @@ func (h *Handler) validate() error {
 			return fmt.Errorf("session_key %d: %w", i+1, err)
 		}
 	}
+	for _, s := range h.ForwardAuthFrom {
+		if _, err := parsePrefix(s); err != nil {
+			return fmt.Errorf("forward_auth_from: %w", err)
+		}
+	}
 	if strings.ContainsAny(h.Endpoints, "*?# ") {
 		return fmt.Errorf("endpoints must be a plain path prefix")
 	}
@@ -294,6 +327,22 @@ func (h *Handler) validate() error {
 		}
 	}
 	return nil
+}
+
+// defaultForwardAuthFrom is loopback: the forward-auth proxy on the
+// gateway's own machine, as both recipes in docs/forward-auth.md run it.
+var defaultForwardAuthFrom = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+
+// parsePrefix reads a CIDR range or a single address.
+func parsePrefix(s string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an address or CIDR range", s)
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
 }
 
 // validAPIBase accepts https URLs, and plain http only to a loopback host
@@ -336,13 +385,21 @@ func (h *Handler) Cleanup() error {
 // gateway's own endpoints, and lets other requests through only with a
 // valid session.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	r, inline := hygiene(r)
+	r, st := hygiene(r)
 
 	if ep, ok := h.endpoint(r.URL.Path); ok {
 		return h.serveEndpoint(w, r, ep)
 	}
+	if st.auth != nil {
+		// An earlier wecom_auth admitted the request: judge its identity
+		// by this handler's corps and lists, without a token to look for.
+		if d := h.rejudge(r, st.auth); d != nil {
+			return h.deny(w, r, d)
+		}
+		return next.ServeHTTP(w, r)
+	}
 
-	id, token, d := h.authenticate(r, inline)
+	id, token, d := h.authenticate(r, st.inline)
 	if d != nil {
 		return h.deny(w, r, d)
 	}
@@ -359,6 +416,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if err := h.forward(r, id); err != nil {
 		return err
 	}
+	st.auth = &established{id: id, corp: h.corpByID[id.CorpID], h: h}
 	return next.ServeHTTP(w, r)
 }
 

@@ -25,6 +25,10 @@ const (
 	headerSession    = "X-WeCom-Session" // inline login: the new token, in the response
 )
 
+// routingOverrides are request headers some frameworks route on instead of
+// the request line.
+var routingOverrides = []string{"X-Original-Url", "X-Rewrite-Url", "X-Http-Method-Override", "X-Http-Method", "X-Method-Override"}
+
 // The header map's keys for them, computed once.
 var (
 	keyUserID     = http.CanonicalHeaderKey(headerUserID)
@@ -43,7 +47,8 @@ type identity struct {
 	CorpID      string
 	Corp        string
 	Name        string
-	Departments string // comma-separated ids
+	Departments string  // comma-separated ids
+	deptIDs     []int64 // the same, for wecom_require
 	Review      bool
 
 	checkedAt time.Time // when WeCom confirmed the user (corp users)
@@ -56,8 +61,15 @@ type identity struct {
 // headers and placeholders set, the gateway's own token taken out.
 func (h *Handler) forward(r *http.Request, id *identity) error {
 	identityHeaders(r.Header, id)
+	if id.Review {
+		// A review session is confined by path; these headers make some
+		// backends (IIS rewrite, older Symfony and Zend) route elsewhere.
+		for _, name := range routingOverrides {
+			r.Header.Del(name)
+		}
+	}
 	if h.asserter != nil {
-		jwt, err := h.asserter.sign(r.Method, r.URL.EscapedPath(), id, h.now())
+		jwt, err := h.asserter.sign(r.Method, r.URL.EscapedPath(), r.URL.RawQuery, id, h.now())
 		if err != nil {
 			return err
 		}

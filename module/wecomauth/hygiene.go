@@ -8,6 +8,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/wecomgate/wecomgate/module/internal/session"
 )
 
 func init() {
@@ -26,8 +28,16 @@ func init() {
 // passes the request on. wecom_auth does the same itself; this handler
 // exists for the requests a matched wecom_auth does not see. JSON configs
 // that put a matcher on wecom_auth's route need it in an unmatched route
-// before that one, as the Caddyfile adapter writes it.
-type StripHeaders struct{}
+// before that one, as the Caddyfile adapter writes it, and once more after
+// it with cookie_name set.
+type StripHeaders struct {
+	// With a cookie name, the gateway's session token is removed too: the
+	// cookie of that name, and a Bearer token in the gateway's format. The
+	// session cookie has Path=/, so a browser sends it to public paths,
+	// and whatever serves them must not receive it. Set it only after the
+	// wecom_auth route: wecom_auth needs the token.
+	CookieName string `json:"cookie_name,omitempty"`
+}
 
 // CaddyModule returns the Caddy module information.
 func (StripHeaders) CaddyModule() caddy.ModuleInfo {
@@ -38,9 +48,19 @@ func (StripHeaders) CaddyModule() caddy.ModuleInfo {
 }
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
-func (StripHeaders) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+func (s StripHeaders) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	r, _ = hygiene(r)
+	if s.CookieName != "" {
+		removeToken(r, s.CookieName, looksLikeSession)
+	}
 	return next.ServeHTTP(w, r)
+}
+
+// looksLikeSession reports whether a Bearer token has the gateway's
+// format: another service's token on a public path is left alone.
+func looksLikeSession(token string) bool {
+	_, err := session.HintOf(token)
+	return err == nil
 }
 
 // inlineLogin is what a client asked for with X-WeCom-Code / X-WeCom-Corp.
@@ -48,22 +68,41 @@ type inlineLogin struct {
 	code, corp string
 }
 
-// hygieneKey marks a request whose client headers were already removed; its
-// value is the inline login they carried. A second pass must not run: by
-// then the X-WeCom-* headers are the gateway's own.
-type hygieneKey struct{}
+// requestState is what the gateway knows of a request, kept in its
+// context: the inline login its client headers carried, and once a
+// wecom_auth admitted it, who it is from. Client headers are stripped once
+// per request, when the state is made: by a second pass the X-WeCom-*
+// headers are the gateway's own.
+type requestState struct {
+	inline inlineLogin
+	auth   *established
+}
+
+// established is the identity a wecom_auth admitted, with the handler and
+// corp that did, for a later wecom_require or wecom_auth to judge (SPEC §3a).
+type established struct {
+	id   *identity
+	corp *corp // nil for review sessions
+	h    *Handler
+}
+
+type stateKey struct{}
 
 // hygiene strips r's client headers once per request and returns the
-// request to pass on with the inline login they carried. The inline code
-// lives on only in the request's context, never in a header that a later
-// handler or log could show.
-func hygiene(r *http.Request) (*http.Request, inlineLogin) {
-	if in, ok := r.Context().Value(hygieneKey{}).(*inlineLogin); ok {
-		return r, *in
+// request to pass on with its state. The inline code lives on only in
+// that state, never in a header that a later handler or log could show.
+func hygiene(r *http.Request) (*http.Request, *requestState) {
+	if st := stateOf(r); st != nil {
+		return r, st
 	}
-	in := stripClientHeaders(r.Header)
+	st := &requestState{inline: stripClientHeaders(r.Header)}
 	stripClientTrailers(r)
-	return r.WithContext(context.WithValue(r.Context(), hygieneKey{}, &in)), in
+	return r.WithContext(context.WithValue(r.Context(), stateKey{}, st)), st
+}
+
+func stateOf(r *http.Request) *requestState {
+	st, _ := r.Context().Value(stateKey{}).(*requestState)
+	return st
 }
 
 // stripClientHeaders removes every header whose name starts with X-WeCom-

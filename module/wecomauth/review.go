@@ -67,6 +67,7 @@ func newReview(cfg *ReviewConfig, repl *caddy.Replacer) (*review, error) {
 	rv := &review{accounts: map[string]*reviewAccount{}, allow: caddyhttp.MatchPath(slices.Clone(cfg.Allow))}
 	site := sha256.Sum256([]byte(strings.Join(cfg.Allow, "\x00")))
 	decoyCost := -1
+	costOf := map[int]string{}
 	for _, u := range cfg.Users {
 		if u.Username == "" {
 			return nil, fmt.Errorf("user: a name is required")
@@ -89,14 +90,35 @@ func newReview(cfg *ReviewConfig, repl *caddy.Replacer) (*review, error) {
 			name: u.Username, hash: []byte(hash),
 			binding: sessionBinding("review", private),
 		}
+		costOf[cost] = u.Username
 		if cost > decoyCost {
 			rv.decoy, decoyCost = []byte(hash), cost
 		}
+	}
+	if len(costOf) > 1 {
+		// An unknown name is compared with the decoy, whose cost is one of
+		// them: with mixed costs it would answer in another time than
+		// some known names, and tell them apart.
+		return nil, fmt.Errorf("all users' hashes must have the same bcrypt cost (make them with the same caddy hash-password --cost), so that unknown usernames take as long as known ones")
 	}
 	if err := rv.allow.Provision(caddy.Context{}); err != nil {
 		return nil, err
 	}
 	return rv, nil
+}
+
+// suffixPatterns returns the allow patterns that match by suffix (*.html):
+// frameworks that route on a suffix-stripped path (ThinkPHP's
+// url_html_suffix, older Spring) take /admin/deleteUser.html for an admin
+// action, so such a pattern opens more than it says.
+func (rv *review) suffixPatterns() []string {
+	var out []string
+	for _, p := range rv.allow {
+		if strings.HasPrefix(p, "*") {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // verify checks a username and password, spending the same bcrypt work

@@ -6,10 +6,12 @@ import (
 	"crypto/rand"
 	"fmt"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -48,23 +50,28 @@ func TestCanonicalPathRefusesEveryAmbiguity(t *testing.T) {
 	}
 }
 
-// Item 15: an unknown username is compared with the costliest hash, so it
-// takes as long as the slowest known account.
-func TestReviewDecoyHasTheHighestCost(t *testing.T) {
-	cfg := &ReviewConfig{Allow: []string{"/x"}}
-	for i, cost := range []int{bcrypt.MinCost, bcrypt.MinCost + 3, bcrypt.MinCost + 1} {
+// Item 15: an unknown username is compared with a hash of the same cost as
+// every known account's: mixed costs are refused, since any decoy would
+// answer in another time than some known names.
+func TestReviewHashesShareOneCost(t *testing.T) {
+	hash := func(cost int) string {
 		h, err := bcrypt.GenerateFromPassword([]byte("pw"), cost)
 		if err != nil {
 			t.Fatal(err)
 		}
-		cfg.Users = append(cfg.Users, ReviewUser{Username: fmt.Sprint("u", i), PasswordHash: string(h)})
+		return string(h)
 	}
-	rv, err := newReview(cfg, caddy.NewReplacer())
+	same := &ReviewConfig{Allow: []string{"/x"}, Users: []ReviewUser{{"a", hash(bcrypt.MinCost + 1)}, {"b", hash(bcrypt.MinCost + 1)}}}
+	rv, err := newReview(same, caddy.NewReplacer())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cost, _ := bcrypt.Cost(rv.decoy); cost != bcrypt.MinCost+3 {
-		t.Errorf("decoy cost %d, want %d", cost, bcrypt.MinCost+3)
+	if cost, _ := bcrypt.Cost(rv.decoy); cost != bcrypt.MinCost+1 {
+		t.Errorf("decoy cost %d, want %d", cost, bcrypt.MinCost+1)
+	}
+	mixed := &ReviewConfig{Allow: []string{"/x"}, Users: []ReviewUser{{"a", hash(bcrypt.MinCost)}, {"b", hash(bcrypt.MinCost + 3)}}}
+	if _, err := newReview(mixed, caddy.NewReplacer()); err == nil || !strings.Contains(err.Error(), "same bcrypt cost") {
+		t.Errorf("mixed costs: %v", err)
 	}
 }
 
@@ -82,7 +89,7 @@ func TestAssertionCacheIsBounded(t *testing.T) {
 	id := &identity{UserID: "zhangsan", CorpID: "wwacme", Corp: "acme"}
 	now := time.Now()
 	for i := range maxCachedAssertions + 500 {
-		if _, err := a.sign("GET", fmt.Sprintf("/api/%d", i), id, now); err != nil {
+		if _, err := a.sign("GET", fmt.Sprintf("/api/%d", i), "", id, now); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -90,9 +97,44 @@ func TestAssertionCacheIsBounded(t *testing.T) {
 		t.Errorf("%d cached assertions, bound %d", n, maxCachedAssertions)
 	}
 	// Reuse still works for what was cached.
-	first, _ := a.sign("GET", "/api/0", id, now)
-	again, _ := a.sign("GET", "/api/0", id, now)
+	first, _ := a.sign("GET", "/api/0", "", id, now)
+	again, _ := a.sign("GET", "/api/0", "", id, now)
 	if first != again {
 		t.Error("a cached assertion was not reused")
+	}
+}
+
+// The burned codes are bounded in number, and kept as fixed-size hashes.
+func TestBurnedCodesAreBounded(t *testing.T) {
+	h := &Handler{shared: newShared("http://127.0.0.1:9", zap.NewNop())}
+	for i := range maxBurned + 100 {
+		h.burnCode(fmt.Sprintf("%0200d", i))
+	}
+	if n := h.shared.burned.ItemCount(); n > maxBurned {
+		t.Errorf("%d burned codes kept, bound %d", n, maxBurned)
+	}
+	for k := range h.shared.burned.Items() {
+		if len(k) != 16 {
+			t.Fatalf("a burned code is kept as %d bytes", len(k))
+		}
+	}
+}
+
+// Assertions for long paths are signed but not cached.
+func TestLongTargetsAreNotCached(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := newAsserterWithKey(&AssertionConfig{Audience: "api.example"}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := &identity{UserID: "zhangsan"}
+	if _, err := a.sign("GET", "/"+strings.Repeat("x", maxCachedTarget), "", id, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if n := a.issued.ItemCount(); n != 0 {
+		t.Errorf("a long path was cached (%d entries)", n)
 	}
 }

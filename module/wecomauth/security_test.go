@@ -201,7 +201,7 @@ func assertionOf(t *testing.T, token string, jwks []byte) (jwt.Claims, map[strin
 func TestAssertionIsScopedByConfiguration(t *testing.T) {
 	// A second site on the same storage with another audience.
 	var siteB string
-	e := startEnvSites(t, "assertion app-a.example", "", "servers {\n\t\ttrusted_proxies static 127.0.0.2/32\n\t}", func(e *env) string {
+	e := startEnvSites(t, "assertion app-a.example\n\t\tforward_auth_from 127.0.0.2", "", "", func(e *env) string {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
@@ -246,14 +246,14 @@ func TestAssertionIsScopedByConfiguration(t *testing.T) {
 	if r.header.Get("X-WeCom-Assertion") != "" {
 		t.Error("/wecom/auth handed an assertion to an end client")
 	}
-	// From a trusted proxy: the assertion names the proxied request.
+	// From the forward-auth peer: the assertion names the proxied request.
 	r = doFrom(t, "127.0.0.2", e.gw+"/wecom/auth", "Authorization: Bearer "+tok,
 		"X-Forwarded-Method: DELETE", "X-Forwarded-Uri: /api/orders/7?y=2", "X-Forwarded-Host: app-b.example")
 	if r.status != http.StatusOK || r.header.Get("X-WeCom-Assertion") == "" {
 		t.Fatalf("/wecom/auth from a trusted proxy: %d %v", r.status, r.header)
 	}
 	std, extra, err = assertionOf(t, r.header.Get("X-WeCom-Assertion"), []byte(jwksA))
-	if err != nil || std.Audience[0] != "app-a.example" || extra["method"] != "DELETE" || extra["path"] != "/api/orders/7" {
+	if err != nil || std.Audience[0] != "app-a.example" || extra["method"] != "DELETE" || extra["path"] != "/api/orders/7" || extra["query"] != "y=2" {
 		t.Errorf("forward-auth assertion: %v aud=%v method=%v path=%v", err, std.Audience, extra["method"], extra["path"])
 	}
 }

@@ -103,12 +103,12 @@ func TestReplayedCodeKeepsItsCheckTime(t *testing.T) {
 		return tokenOf(t, rec)
 	}
 	login()
-	clock.Advance(4 * time.Minute)
-	replayed := login() // within recheck: reuses the first check
+	clock.Advance(50 * time.Second)
+	replayed := login() // a retry: reuses the first check
 	if err := g.sim.SetUser("acme", wecomsim.User{UserID: "zhangsan", Name: "张三", Departments: []int64{1, 2}, Status: wecomsim.StatusDisabled}); err != nil {
 		t.Fatal(err)
 	}
-	clock.Advance(6*time.Minute + time.Second) // 10m1s after the check, 6m1s after the replay
+	clock.Advance(9*time.Minute + 11*time.Second) // 10m1s after the check, 9m11s after the replay
 	rec, next := g.get(t, "/api/x", replayed)
 	if rec.Code != http.StatusForbidden || next.called {
 		t.Errorf("disabled user with a replayed code's token, past recheck of the real check: %d %s", rec.Code, rec.Body)
@@ -123,4 +123,28 @@ func tokenOf(t *testing.T, rec *httptest.ResponseRecorder) string {
 		t.Fatalf("no token in %s", rec.Body)
 	}
 	return out.Token
+}
+
+// A code is honoured again only within the replay window (a client retry),
+// measured on the handler's clock.
+func TestReplayWindowIsShort(t *testing.T) {
+	g := newUnitGW(t)
+	clock := newFakeClock()
+	wecomauth.SetClock(g.h, clock.Now)
+	code := g.mint(t, "acme", "zhangsan")
+	send := func() int {
+		rec, _ := g.serve(t, jsonPost("/wecom/login", `{"code":"`+code+`"}`))
+		return rec.Code
+	}
+	if c := send(); c != http.StatusOK {
+		t.Fatalf("login: %d", c)
+	}
+	clock.Advance(30 * time.Second)
+	if c := send(); c != http.StatusOK {
+		t.Errorf("retry after 30 s: %d", c)
+	}
+	clock.Advance(31 * time.Second)
+	if c := send(); c != http.StatusUnauthorized {
+		t.Errorf("retry after 61 s: %d, want 401 invalid_code", c)
+	}
 }

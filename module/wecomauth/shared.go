@@ -18,10 +18,20 @@ import (
 // keeps no process-wide copy.
 var sharedPool = caddy.NewUsagePool()
 
-// spentCodeTTL is how long a code's exchange is remembered so that a client
-// retrying the same code gets the same user instead of WeCom's 40029. It is
-// WeCom's own validity of a code.
-const spentCodeTTL = 5 * time.Minute
+// replayWindow is how long a code's exchange is remembered so that a client
+// retrying the same code (after a lost answer) gets the same user instead
+// of WeCom's 40029. A retry comes within seconds; every minute more is a
+// minute in which a code read from a log is worth a session to whoever can
+// pass for the same client IP.
+const replayWindow = time.Minute
+
+// codeLifetime is WeCom's validity of a code: a burned code stays refused
+// that long. maxBurned bounds the burned codes kept (a flood of made-up
+// codes must not grow memory).
+const (
+	codeLifetime = 5 * time.Minute
+	maxBurned    = 1 << 16
+)
 
 // shared is the long-lived state of every wecom_auth handler that talks to
 // one WeCom API base. It caches WeCom's facts, never policy: each handler
@@ -30,24 +40,29 @@ type shared struct {
 	// client holds the access tokens, so they last as long as this entry.
 	client *wecom.Client
 	users  *cache.Cache // userKey → *userFacts
-	spent  *cache.Cache // app + client IP + code → wecom.Session
-	burned *cache.Cache // code → struct{}: refused unspent, see burnCode
-	checks singleflight.Group
-	codes  singleflight.Group
+	// directory holds department trees and tag members, dirKey → *dirFact.
+	directory *cache.Cache
+	spent     *cache.Cache // app + client IP + code → spentCode
+	burned    *cache.Cache // hash of a code → struct{}: refused unspent, see burnCode
+	checks    singleflight.Group
+	codes     singleflight.Group
+	dirCalls  singleflight.Group
 }
 
 func newShared(apiBase string, logger *zap.Logger) *shared {
 	return &shared{
-		client: wecom.New(wecom.Options{BaseURL: apiBase, Logger: logger.Named("wecom"), Observer: observer{}}),
-		users:  cache.New(cache.NoExpiration, 10*time.Minute),
-		spent:  cache.New(spentCodeTTL, time.Minute),
-		burned: cache.New(spentCodeTTL, time.Minute),
+		client:    wecom.New(wecom.Options{BaseURL: apiBase, Logger: logger.Named("wecom"), Observer: observer{}}),
+		users:     cache.New(cache.NoExpiration, 10*time.Minute),
+		directory: cache.New(cache.NoExpiration, 10*time.Minute),
+		spent:     cache.New(codeLifetime, time.Minute),
+		burned:    cache.New(codeLifetime, time.Minute),
 	}
 }
 
 // Destruct implements caddy.Destructor.
 func (s *shared) Destruct() error {
 	s.users.Flush()
+	s.directory.Flush()
 	s.spent.Flush()
 	s.burned.Flush()
 	return nil

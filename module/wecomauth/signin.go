@@ -6,6 +6,7 @@ package wecomauth
 
 import (
 	"context"
+	"crypto/sha256"
 	"net/http"
 	"time"
 
@@ -109,20 +110,29 @@ func (h *Handler) loginWithCode(r *http.Request, code, corpName string) (*identi
 			return nil, fromWeCom(err)
 		}
 	}
-	return h.admit(corp, sess.UserID, f)
+	return h.admit(ctx, corp, sess.UserID, f)
+}
+
+// spentCode is a code's exchange, remembered for a retry.
+type spentCode struct {
+	session wecom.Session
+	at      time.Time
 }
 
 // exchange calls jscode2session once per code. The answer is remembered
-// for a code's lifetime so that a client retrying the same code (say after
-// a lost response) gets the same user rather than WeCom's 40029 — but only
+// for replayWindow so that a client retrying the same code (say after a
+// lost response) gets the same user rather than WeCom's 40029 — but only
 // for the address that spent it: a code copied from a log elsewhere is
 // worth nothing.
 func (h *Handler) exchange(ctx context.Context, corp *corp, code, ip string) (s wecom.Session, replayed bool, err error) {
 	key := corp.app + "\x00" + ip + "\x00" + code
 	if v, ok := h.shared.spent.Get(key); ok {
-		return v.(wecom.Session), true, nil
+		if sc := v.(spentCode); h.now().Sub(sc.at) < replayWindow {
+			return sc.session, true, nil
+		}
+		return wecom.Session{}, false, errBurnedCode // spent, and too long ago for a retry
 	}
-	if _, ok := h.shared.burned.Get(code); ok {
+	if _, ok := h.shared.burned.Get(burnKey(code)); ok {
 		return wecom.Session{}, false, errBurnedCode
 	}
 	v, err, _ := h.shared.codes.Do(key, func() (any, error) {
@@ -133,7 +143,7 @@ func (h *Handler) exchange(ctx context.Context, corp *corp, code, ip string) (s 
 			return nil, err
 		}
 		s.SessionKey = "" // the gateway has no use for it: never keep a secret it doesn't need
-		h.shared.spent.SetDefault(key, s)
+		h.shared.spent.Set(key, spentCode{session: s, at: h.now()}, codeLifetime)
 		return s, nil
 	})
 	if err != nil {
@@ -145,14 +155,22 @@ func (h *Handler) exchange(ctx context.Context, corp *corp, code, ip string) (s 
 // errBurnedCode refuses a code that was refused unspent (see burnCode).
 var errBurnedCode = &wecom.Error{Endpoint: "jscode2session", Errcode: 40029, Errmsg: "code refused earlier by this gateway", Kind: wecom.KindInvalidCode}
 
-// burnCode makes an inline code that is refused without being spent (429)
-// worthless here for a code's lifetime. Caddy's access and error logs show
-// request headers, and a logged, unspent code would otherwise sign its
-// user in for whoever reads the log within five minutes.
+// burnCode makes an inline code whose sign-in was refused worthless here
+// for a code's lifetime. Caddy's access and error logs show request
+// headers, and a logged code that WeCom never spent (a 429, an unknown
+// corp, WeCom down) would otherwise sign its user in for whoever reads the
+// log. A code that was spent is dead at WeCom anyway. The burned codes are
+// bounded in number and kept as hashes.
 func (h *Handler) burnCode(code string) {
-	if code != "" && len(code) <= wecom.MaxCodeLen {
-		h.shared.burned.SetDefault(code, struct{}{})
+	if code == "" || len(code) > wecom.MaxCodeLen || h.shared.burned.ItemCount() >= maxBurned {
+		return
 	}
+	h.shared.burned.SetDefault(burnKey(code), struct{}{})
+}
+
+func burnKey(code string) string {
+	sum := sha256.Sum256([]byte(code))
+	return string(sum[:16])
 }
 
 func quoteShort(s string) string {

@@ -96,7 +96,7 @@ func newPrincipal(c session.Claims, corp *corp) *principal {
 	}
 	asIssued := &userFacts{
 		checkedAt: c.Checked(), status: 1,
-		name: c.Name, nameEsc: url.PathEscape(c.Name), depts: c.Departments,
+		name: c.Name, nameEsc: url.PathEscape(c.Name), depts: c.Departments, deptIDs: splitInts(c.Departments),
 	}
 	if c.Unchecked {
 		// Nothing to rely on: checked long ago, as far as this token says.

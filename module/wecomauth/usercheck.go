@@ -39,8 +39,9 @@ type userFacts struct {
 	notAllowed bool      // 60011 / 60111: outside the app's visible range, or gone
 	status     int
 	name       string
-	nameEsc    string // name as X-WeCom-Name carries it
-	depts      string // comma-separated ids
+	nameEsc    string  // name as X-WeCom-Name carries it
+	depts      string  // comma-separated ids, as X-WeCom-Department carries them
+	deptIDs    []int64 // the same, for the allow-lists
 }
 
 // check opens a session token and decides whether its holder may pass now.
@@ -88,15 +89,15 @@ func (h *Handler) checkUser(ctx context.Context, corp *corp, p *principal, now t
 		f = p.asIssued
 	}
 	if now.Sub(f.checkedAt) < recheck {
-		return h.admit(corp, userID, f)
+		return h.admit(ctx, corp, userID, f)
 	}
 
 	if now.Before(f.retryAt) {
-		return h.graceOrFail(corp, userID, f, now, unavailable(nil))
+		return h.graceOrFail(ctx, corp, userID, f, now, unavailable(nil))
 	}
 	fresh, err := h.fetchUser(ctx, corp, userID)
 	if err == nil {
-		id, d := h.admit(corp, userID, fresh)
+		id, d := h.admit(ctx, corp, userID, fresh)
 		outcome := "ok"
 		if d != nil {
 			outcome = "denied"
@@ -110,12 +111,12 @@ func (h *Handler) checkUser(ctx context.Context, corp *corp, p *principal, now t
 	// hangs for the whole call budget must not be asked again at once.
 	failed.retryAt = h.now().Add(h.recheckPause)
 	h.shared.users.Set(p.userKey, &failed, recheck+grace)
-	return h.graceOrFail(corp, userID, f, now, fromWeCom(err))
+	return h.graceOrFail(ctx, corp, userID, f, now, fromWeCom(err))
 }
 
-func (h *Handler) graceOrFail(corp *corp, userID string, f *userFacts, now time.Time, fail *denial) (*identity, *denial) {
+func (h *Handler) graceOrFail(ctx context.Context, corp *corp, userID string, f *userFacts, now time.Time, fail *denial) (*identity, *denial) {
 	if now.Sub(f.checkedAt) < time.Duration(h.StaleGrace) {
-		return h.admit(corp, userID, f)
+		return h.admit(ctx, corp, userID, f)
 	}
 	return nil, fail
 }
@@ -139,7 +140,8 @@ func (h *Handler) fetchUser(ctx context.Context, corp *corp, userID string) (*us
 		var f *userFacts
 		switch {
 		case err == nil:
-			f = &userFacts{checkedAt: now, status: u.Status, name: u.Name, nameEsc: url.PathEscape(u.Name), depts: joinInts(u.Department)}
+			f = &userFacts{checkedAt: now, status: u.Status, name: u.Name, nameEsc: url.PathEscape(u.Name),
+				depts: joinInts(u.Department), deptIDs: u.Department}
 		case wecom.KindOf(err) == wecom.KindUserNotAllowed:
 			f = &userFacts{checkedAt: now, notAllowed: true}
 		default:
@@ -156,14 +158,32 @@ func (h *Handler) fetchUser(ctx context.Context, corp *corp, userID string) (*us
 
 // admit applies the corp's policy to what is known of a user. The
 // allow-lists come first: someone outside them learns nothing more.
-func (h *Handler) admit(corp *corp, userID string, f *userFacts) (*identity, *denial) {
+func (h *Handler) admit(ctx context.Context, corp *corp, userID string, f *userFacts) (*identity, *denial) {
+	if f.notAllowed {
+		return nil, userNotAllowed()
+	}
+	ok, err := h.admits(ctx, corp.allow, corp, userID, f.deptIDs)
 	switch {
-	case f.notAllowed, !corp.admits(userID, f.depts):
+	case err != nil && !ok:
+		return nil, fromWeCom(err)
+	case !ok:
 		return nil, userNotAllowed()
 	case f.status != 1:
 		return nil, userInactive()
 	}
-	return &identity{UserID: userID, CorpID: corp.id, Corp: corp.name, Name: f.name, nameEsc: f.nameEsc, Departments: f.depts, checkedAt: f.checkedAt}, nil
+	return &identity{UserID: userID, CorpID: corp.id, Corp: corp.name, Name: f.name, nameEsc: f.nameEsc,
+		Departments: f.depts, deptIDs: f.deptIDs, checkedAt: f.checkedAt}, nil
+}
+
+// splitInts reads comma-separated ids, as tokens carry departments.
+func splitInts(s string) []int64 {
+	var ids []int64
+	for part := range strings.SplitSeq(s, ",") {
+		if n, err := strconv.ParseInt(part, 10, 64); err == nil {
+			ids = append(ids, n)
+		}
+	}
+	return ids
 }
 
 func joinInts(ids []int64) string {

@@ -4,6 +4,8 @@
 package directive
 
 import (
+	"strconv"
+
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 )
@@ -35,4 +37,23 @@ func Duration(d *caddyfile.Dispenser, dst *caddy.Duration) error {
 	}
 	*dst = caddy.Duration(dur)
 	return nil
+}
+
+// IDs reads the positive integer ids (departments, tags) that follow the
+// current subdirective: at least one.
+func IDs(d *caddyfile.Dispenser) ([]int64, error) {
+	name := d.Val()
+	args := d.RemainingArgs()
+	if len(args) == 0 {
+		return nil, d.Errf("%s: expected at least one id", name)
+	}
+	ids := make([]int64, 0, len(args))
+	for _, s := range args {
+		id, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || id < 1 {
+			return nil, d.Errf("%s: %q is not an id", name, s)
+		}
+		ids = append(ids, id)
+	}
+	return ids, nil
 }
