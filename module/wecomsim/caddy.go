@@ -41,10 +41,29 @@ type Handler struct {
 
 // CorpConfig is one corp of the simulator. Secret may be a runtime placeholder such as {env.X}.
 type CorpConfig struct {
-	Name   string       `json:"name,omitempty"`
-	CorpID string       `json:"corp_id,omitempty"`
-	Secret string       `json:"secret,omitempty"`
-	Users  []UserConfig `json:"users,omitempty"`
+	Name        string             `json:"name,omitempty"`
+	CorpID      string             `json:"corp_id,omitempty"`
+	Secret      string             `json:"secret,omitempty"`
+	Users       []UserConfig       `json:"users,omitempty"`
+	Departments []DepartmentConfig `json:"departments,omitempty"`
+	Tags        []TagConfig        `json:"tags,omitempty"`
+}
+
+// DepartmentConfig is one department of a corp. 1 is the root, which exists without being
+// declared and has no parent; Parent 0 means the root.
+type DepartmentConfig struct {
+	ID     int64  `json:"id"`
+	Parent int64  `json:"parent,omitempty"`
+	Name   string `json:"name,omitempty"`
+	Order  int    `json:"order,omitempty"`
+}
+
+// TagConfig is one tag of a corp: users of the corp and departments.
+type TagConfig struct {
+	ID          int64    `json:"id"`
+	Name        string   `json:"name,omitempty"`
+	Users       []string `json:"users,omitempty"`
+	Departments []int64  `json:"departments,omitempty"`
 }
 
 // UserConfig is one member of a corp's contacts.
@@ -127,9 +146,36 @@ func (h *Handler) config() Config {
 				UserID: u.UserID, Name: u.Name, Departments: u.Department, Status: u.Status, Hidden: u.Hidden,
 			})
 		}
+		corp.Departments, corp.Tags = c.contacts()
 		cfg.Corps = append(cfg.Corps, corp)
 	}
 	return cfg
+}
+
+// contacts returns the corp's departments and tags as the Simulator takes them.
+func (c CorpConfig) contacts() ([]Department, []Tag) {
+	var deps []Department
+	for _, d := range c.Departments {
+		deps = append(deps, Department{ID: d.ID, ParentID: d.Parent, Name: d.Name, Order: d.Order})
+	}
+	var tags []Tag
+	for _, t := range c.Tags {
+		tags = append(tags, Tag{ID: t.ID, Name: t.Name, UserIDs: t.Users, Departments: t.Departments})
+	}
+	return deps, tags
+}
+
+// checkContacts checks the corp's users' departments, its departments and its tags.
+func (c CorpConfig) checkContacts() error {
+	users := make(map[string]bool, len(c.Users))
+	for _, u := range c.Users {
+		if err := checkDepartmentIDs(u.Department); err != nil {
+			return fmt.Errorf("user %s: department: %w", u.UserID, err)
+		}
+		users[u.UserID] = true
+	}
+	deps, tags := c.contacts()
+	return checkContacts(deps, tags, func(id string) bool { return users[id] })
 }
 
 // Validate rejects configurations under which a lookup by corp name or corp_id would be
@@ -186,6 +232,9 @@ func (h *Handler) Validate() error {
 			if !validStatus(u.Status) {
 				return fmt.Errorf("wecom_simulator: corp %s: user %s: status %d is not one of 1, 2, 4, 5", label, u.UserID, u.Status)
 			}
+		}
+		if err := c.checkContacts(); err != nil {
+			return fmt.Errorf("wecom_simulator: corp %s: %w", label, err)
 		}
 	}
 	return nil

@@ -1,6 +1,8 @@
 package wecomsim
 
 import (
+	"errors"
+	"fmt"
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -39,8 +41,22 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //				status     1|2|4|5
 //				hidden     [true|false]
 //			}
+//			department <id> [<name>] {
+//				name   <name>
+//				parent <id>
+//				order  <n>
+//			}
+//			tag <tagid> [<name>] {
+//				name        <name>
+//				users       <userid...>
+//				departments <id...>
+//			}
 //		}
 //	}
+//
+// Blocks are optional. Department 1 is the root and exists undeclared; a department without
+// parent is under the root, and a parent must be 1 or declared in the same corp (before or
+// after). A department that users or tags name without declaring it exists under the root.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the directive name
 	if d.NextArg() {
@@ -86,7 +102,14 @@ func parseCorp(d *caddyfile.Dispenser) (CorpConfig, error) {
 	if !d.AllArgs(&c.Name) {
 		return c, d.Errf("corp: want exactly one name, as in: corp <name> { ... }")
 	}
+	where := make(map[string]string) // "department 3", "tag 1" -> file:line, for errors
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if v := d.Val(); v == "department" || v == "tag" {
+			if d.NextArg() {
+				where[v+" "+d.Val()] = fmt.Sprintf("%s:%d", d.File(), d.Line())
+				d.Prev()
+			}
+		}
 		switch d.Val() {
 		case "corp_id":
 			if err := directive.OneArg(d, &c.CorpID); err != nil {
@@ -102,11 +125,137 @@ func parseCorp(d *caddyfile.Dispenser) (CorpConfig, error) {
 				return c, err
 			}
 			c.Users = append(c.Users, u)
+		case "department":
+			dep, err := parseDepartment(d)
+			if err != nil {
+				return c, err
+			}
+			for _, prev := range c.Departments {
+				if prev.ID == dep.ID {
+					return c, d.Errf("corp %s: department %d is declared twice", c.Name, dep.ID)
+				}
+			}
+			c.Departments = append(c.Departments, dep)
+		case "tag":
+			t, err := parseTag(d)
+			if err != nil {
+				return c, err
+			}
+			for _, prev := range c.Tags {
+				if prev.ID == t.ID {
+					return c, d.Errf("corp %s: tag %d is declared twice", c.Name, t.ID)
+				}
+			}
+			c.Tags = append(c.Tags, t)
 		default:
 			return c, d.Errf("corp %s: unknown subdirective %q", c.Name, d.Val())
 		}
 	}
+	// Parents and tag members may be declared later in the block, so the tree is checked once
+	// the corp is complete; Validate checks it again for JSON configurations.
+	if err := c.checkContacts(); err != nil {
+		var ce *contactsError
+		if errors.As(err, &ce) && where[fmt.Sprintf("%s %d", ce.kind, ce.id)] != "" {
+			return c, fmt.Errorf("corp %s: %w, at %s", c.Name, err, where[fmt.Sprintf("%s %d", ce.kind, ce.id)])
+		}
+		return c, d.Errf("corp %s: %v", c.Name, err)
+	}
 	return c, nil
+}
+
+func parseDepartment(d *caddyfile.Dispenser) (DepartmentConfig, error) {
+	var dep DepartmentConfig
+	args := d.RemainingArgs()
+	if len(args) < 1 || len(args) > 2 {
+		return dep, d.Errf("department: want an id and optionally a name, as in: department <id> [<name>] { parent <id> }")
+	}
+	id, err := strconv.ParseInt(args[0], 10, 64)
+	if err != nil || id < 1 {
+		return dep, d.Errf("department: %q is not a department id (ids start at 1, the root)", args[0])
+	}
+	dep.ID = id
+	if len(args) == 2 {
+		dep.Name = args[1]
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "name":
+			if err := directive.OneArg(d, &dep.Name); err != nil {
+				return dep, err
+			}
+		case "parent":
+			var v string
+			if err := directive.OneArg(d, &v); err != nil {
+				return dep, err
+			}
+			p, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || p < 1 {
+				return dep, d.Errf("department %d: parent: %q is not a department id", id, v)
+			}
+			if id == RootDepartment {
+				return dep, d.Errf("department 1 is the root: it has no parent")
+			}
+			dep.Parent = p
+		case "order":
+			var v string
+			if err := directive.OneArg(d, &v); err != nil {
+				return dep, err
+			}
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return dep, d.Errf("department %d: order: %q is not a number of 0 or more", id, v)
+			}
+			dep.Order = n
+		default:
+			return dep, d.Errf("department %d: unknown subdirective %q", id, d.Val())
+		}
+	}
+	return dep, nil
+}
+
+func parseTag(d *caddyfile.Dispenser) (TagConfig, error) {
+	var t TagConfig
+	args := d.RemainingArgs()
+	if len(args) < 1 || len(args) > 2 {
+		return t, d.Errf("tag: want a tagid and optionally a name, as in: tag <tagid> [<name>] { users <userid...> }")
+	}
+	id, err := strconv.ParseInt(args[0], 10, 64)
+	if err != nil || id < 1 {
+		return t, d.Errf("tag: %q is not a tag id (ids start at 1)", args[0])
+	}
+	t.ID = id
+	if len(args) == 2 {
+		t.Name = args[1]
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "name":
+			if err := directive.OneArg(d, &t.Name); err != nil {
+				return t, err
+			}
+		case "users":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return t, d.Errf("tag %d: users: want one or more userids", id)
+			}
+			t.Users = append(t.Users, args...)
+		case "departments":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return t, d.Errf("tag %d: departments: want one or more department ids", id)
+			}
+			for _, a := range args {
+				dep, err := strconv.ParseInt(a, 10, 64)
+				if err != nil || dep < 1 {
+					return t, d.Errf("tag %d: departments: %q is not a department id", id, a)
+				}
+				t.Departments = append(t.Departments, dep)
+			}
+		default:
+			return t, d.Errf("tag %d: unknown subdirective %q", id, d.Val())
+		}
+	}
+	return t, nil
 }
 
 func parseUser(d *caddyfile.Dispenser) (UserConfig, error) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -32,6 +33,10 @@ func (s *Simulator) serveDev(w http.ResponseWriter, r *http.Request) {
 		methods = map[string]handler{http.MethodPost: s.devInjectFault, http.MethodDelete: s.devClearFaults}
 	case "users":
 		methods = map[string]handler{http.MethodPut: s.devSetUser}
+	case "departments":
+		methods = map[string]handler{http.MethodPut: s.devSetDepartment, http.MethodDelete: s.devDeleteDepartment}
+	case "tags":
+		methods = map[string]handler{http.MethodPut: s.devSetTag, http.MethodDelete: s.devDeleteTag}
 	case "counts":
 		methods = map[string]handler{http.MethodGet: s.devCounts, http.MethodDelete: s.devResetCounts}
 	case "state":
@@ -191,6 +196,12 @@ func (s *Simulator) devSetUser(w http.ResponseWriter, r *http.Request) {
 		writeDevError(w, http.StatusBadRequest, "invalid_request", fmt.Sprintf("status %d is not one of 1, 2, 4, 5", *in.Status))
 		return
 	}
+	if in.Department != nil {
+		if err := checkDepartmentIDs(*in.Department); err != nil {
+			writeDevError(w, http.StatusBadRequest, "invalid_request", "department: "+err.Error())
+			return
+		}
+	}
 
 	// Read, merge and write under one lock so that concurrent partial updates do not lose fields.
 	s.mu.Lock()
@@ -217,6 +228,7 @@ func (s *Simulator) devSetUser(w http.ResponseWriter, r *http.Request) {
 		u.Hidden = *in.Hidden
 	}
 	u = normalizeUser(u)
+	c.ensureDepartmentsLocked(u.Departments)
 	c.users[u.UserID] = u
 	corpName := c.name
 	s.mu.Unlock()
@@ -227,6 +239,155 @@ func (s *Simulator) devSetUser(w http.ResponseWriter, r *http.Request) {
 func userOut(corpName string, u User) userJSON {
 	deps := append([]int64(nil), u.Departments...)
 	return userJSON{Corp: corpName, UserID: u.UserID, Name: &u.Name, Department: &deps, Status: &u.Status, Hidden: &u.Hidden}
+}
+
+// departmentJSON is a department on the wire. Pointer fields tell a partial update which fields
+// were sent.
+type departmentJSON struct {
+	Corp   string  `json:"corp,omitempty"`
+	ID     int64   `json:"id"`
+	Parent *int64  `json:"parent,omitempty"`
+	Name   *string `json:"name,omitempty"`
+	Order  *int    `json:"order,omitempty"`
+}
+
+func departmentOut(corpName string, d Department) departmentJSON {
+	return departmentJSON{Corp: corpName, ID: d.ID, Parent: &d.ParentID, Name: &d.Name, Order: &d.Order}
+}
+
+// devSetDepartment creates a department (under the root unless parent says otherwise) or moves,
+// renames or reorders it, changing only the fields sent.
+func (s *Simulator) devSetDepartment(w http.ResponseWriter, r *http.Request) {
+	var in departmentJSON
+	if !decodeBody(w, r, &in) {
+		return
+	}
+	if in.ID == 0 {
+		writeDevError(w, http.StatusBadRequest, "invalid_request", "id is required")
+		return
+	}
+	// Read, merge and write under one lock, as for users.
+	s.mu.Lock()
+	c := s.findCorpLocked(in.Corp)
+	if c == nil {
+		s.mu.Unlock()
+		writeDevError(w, http.StatusNotFound, "not_found", fmt.Sprintf("unknown corp %q", in.Corp))
+		return
+	}
+	d, ok := c.depts[in.ID]
+	if !ok {
+		d = Department{ID: in.ID}
+	}
+	if in.Parent != nil {
+		d.ParentID = *in.Parent
+	}
+	if in.Name != nil {
+		d.Name = *in.Name
+	}
+	if in.Order != nil {
+		d.Order = *in.Order
+	}
+	err := c.setDepartmentLocked(d)
+	d, corpName := c.depts[in.ID], c.name
+	s.mu.Unlock()
+	if err != nil {
+		writeLookupError(w, err)
+		return
+	}
+	writeDevJSON(w, http.StatusOK, departmentOut(corpName, d))
+}
+
+func (s *Simulator) devDeleteDepartment(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Corp string `json:"corp"`
+		ID   int64  `json:"id"`
+	}
+	if !decodeBody(w, r, &in) {
+		return
+	}
+	if in.ID == 0 {
+		writeDevError(w, http.StatusBadRequest, "invalid_request", "id is required")
+		return
+	}
+	if err := s.DeleteDepartment(in.Corp, in.ID); err != nil {
+		writeLookupError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// tagJSON is a tag on the wire. Pointer fields tell a partial update which fields were sent; a
+// list sent replaces the tag's list.
+type tagJSON struct {
+	Corp        string    `json:"corp,omitempty"`
+	ID          int64     `json:"id"`
+	Name        *string   `json:"name,omitempty"`
+	Users       *[]string `json:"users,omitempty"`
+	Departments *[]int64  `json:"departments,omitempty"`
+}
+
+func tagOut(corpName string, t Tag) tagJSON {
+	// Empty lists stay lists in JSON, as tag/get answers them.
+	users, deps := append([]string{}, t.UserIDs...), append([]int64{}, t.Departments...)
+	return tagJSON{Corp: corpName, ID: t.ID, Name: &t.Name, Users: &users, Departments: &deps}
+}
+
+func (s *Simulator) devSetTag(w http.ResponseWriter, r *http.Request) {
+	var in tagJSON
+	if !decodeBody(w, r, &in) {
+		return
+	}
+	if in.ID == 0 {
+		writeDevError(w, http.StatusBadRequest, "invalid_request", "id is required")
+		return
+	}
+	s.mu.Lock()
+	c := s.findCorpLocked(in.Corp)
+	if c == nil {
+		s.mu.Unlock()
+		writeDevError(w, http.StatusNotFound, "not_found", fmt.Sprintf("unknown corp %q", in.Corp))
+		return
+	}
+	t, ok := c.tags[in.ID]
+	if !ok {
+		t = Tag{ID: in.ID}
+	}
+	if in.Name != nil {
+		t.Name = *in.Name
+	}
+	if in.Users != nil {
+		t.UserIDs = *in.Users
+	}
+	if in.Departments != nil {
+		t.Departments = *in.Departments
+	}
+	err := c.setTagLocked(t)
+	t, corpName := c.tags[in.ID], c.name
+	s.mu.Unlock()
+	if err != nil {
+		writeLookupError(w, err)
+		return
+	}
+	writeDevJSON(w, http.StatusOK, tagOut(corpName, t))
+}
+
+func (s *Simulator) devDeleteTag(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Corp string `json:"corp"`
+		ID   int64  `json:"id"`
+	}
+	if !decodeBody(w, r, &in) {
+		return
+	}
+	if in.ID == 0 {
+		writeDevError(w, http.StatusBadRequest, "invalid_request", "id is required")
+		return
+	}
+	if err := s.DeleteTag(in.Corp, in.ID); err != nil {
+		writeLookupError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 func (s *Simulator) devCounts(w http.ResponseWriter, _ *http.Request) {
@@ -252,6 +413,10 @@ type corpState struct {
 	Name   string     `json:"name"`
 	CorpID string     `json:"corp_id"`
 	Users  []userJSON `json:"users"`
+	// Departments come as department/simplelist lists the whole tree: each before its
+	// sub-departments, the root first.
+	Departments []departmentJSON `json:"departments"`
+	Tags        []tagJSON        `json:"tags"`
 }
 
 func (s *Simulator) devState(w http.ResponseWriter, _ *http.Request) {
@@ -271,6 +436,13 @@ func (s *Simulator) devState(w http.ResponseWriter, _ *http.Request) {
 			cs.Users = append(cs.Users, u)
 		}
 		slices.SortFunc(cs.Users, func(a, b userJSON) int { return strings.Compare(a.UserID, b.UserID) })
+		for _, d := range c.subtreeLocked(RootDepartment) {
+			cs.Departments = append(cs.Departments, departmentOut("", d))
+		}
+		cs.Tags = make([]tagJSON, 0, len(c.tags))
+		for _, id := range slices.Sorted(maps.Keys(c.tags)) {
+			cs.Tags = append(cs.Tags, tagOut("", c.tags[id]))
+		}
 		out.Corps = append(out.Corps, cs)
 	}
 	for _, f := range s.faults {
@@ -312,8 +484,12 @@ func decodeBody(w http.ResponseWriter, r *http.Request, dst any) bool {
 }
 
 func writeLookupError(w http.ResponseWriter, err error) {
-	if errors.Is(err, ErrUnknownCorp) || errors.Is(err, ErrUnknownUser) {
+	switch {
+	case errors.Is(err, ErrUnknownCorp), errors.Is(err, ErrUnknownUser), errors.Is(err, ErrUnknownDepartment), errors.Is(err, ErrUnknownTag):
 		writeDevError(w, http.StatusNotFound, "not_found", err.Error())
+		return
+	case errors.Is(err, ErrDepartmentNotEmpty):
+		writeDevError(w, http.StatusConflict, "conflict", err.Error())
 		return
 	}
 	writeDevError(w, http.StatusBadRequest, "invalid_request", err.Error())

@@ -2,6 +2,7 @@ package wecomsim
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -23,8 +24,8 @@ func wantRefused(t *testing.T, what string, st int, m map[string]any, body strin
 	}
 }
 
-// wantUntouched checks that refused writes changed nothing: no code minted, no user created,
-// no fault injected or cleared, counts kept.
+// wantUntouched checks that refused writes changed nothing: no code minted, no user,
+// department or tag created or deleted, no fault injected or cleared, counts kept.
 func wantUntouched(t *testing.T, s *Simulator, faults int, counts map[string]int) {
 	t.Helper()
 	s.mu.Lock()
@@ -37,6 +38,17 @@ func wantUntouched(t *testing.T, s *Simulator, faults int, counts map[string]int
 	wantStatus(t, "state", st, 200, body)
 	if strings.Contains(body, `"ceo"`) {
 		t.Errorf("a user was created: %s", body)
+	}
+	acme := m["corps"].([]any)[0].(map[string]any)
+	var depts, tags []float64
+	for _, d := range acme["departments"].([]any) {
+		depts = append(depts, d.(map[string]any)["id"].(float64))
+	}
+	for _, tg := range acme["tags"].([]any) {
+		tags = append(tags, tg.(map[string]any)["id"].(float64))
+	}
+	if fmt.Sprint(depts) != "[1 2 3]" || fmt.Sprint(tags) != "[1]" {
+		t.Errorf("departments %v and tags %v changed, want [1 2 3] and [1]: %s", depts, tags, body)
 	}
 	if got := len(m["faults"].([]any)); got != faults {
 		t.Errorf("%d faults, want %d: %s", got, faults, body)
@@ -62,6 +74,10 @@ func TestDevRefusesRemoteClients(t *testing.T) {
 		{"GET", "/sim/counts", ""},
 		{"POST", "/sim/code", `{"userid":"lisi"}`},
 		{"PUT", "/sim/users", `{"userid":"ceo","name":"CEO"}`},
+		{"PUT", "/sim/departments", `{"id":9,"parent":1}`},
+		{"DELETE", "/sim/departments", `{"id":2}`},
+		{"PUT", "/sim/tags", `{"id":9,"users":["lisi"]}`},
+		{"DELETE", "/sim/tags", `{"id":1}`},
 		{"POST", "/sim/faults", `{"errcode":-1}`},
 		{"GET", "/sim/nothing", ""}, // refused before the 404, which would map the interface
 	} {
@@ -173,6 +189,10 @@ func TestDevWritesNeedJSON(t *testing.T) {
 		{"POST", "/sim/code", "multipart/form-data; boundary=x", "--x--"},
 		{"POST", "/sim/code", "text/plain", `{"userid":"lisi"}`},
 		{"PUT", "/sim/users", "application/x-www-form-urlencoded", `{"userid":"ceo"}`},
+		{"PUT", "/sim/departments", "text/plain", `{"id":9}`},
+		{"DELETE", "/sim/departments", "application/x-www-form-urlencoded", `{"id":2}`},
+		{"PUT", "/sim/tags", "text/plain", `{"id":9,"users":["lisi"]}`},
+		{"DELETE", "/sim/tags", "", `{"id":1}`},
 		{"POST", "/sim/faults", "text/plain", `{"errcode":-1}`},
 		// Body-less writes, once the curl shortcut.
 		{"POST", "/sim/code?userid=lisi", "", ""},

@@ -1,10 +1,11 @@
 // Package wecomsim simulates the part of the WeCom (企业微信) server API that wecomgate uses:
-// gettoken, miniprogram/jscode2session and user/get, with WeCom's token and code lifetimes
-// and error codes, plus a development interface to mint login codes, expire tokens, inject
-// faults and read call counts. It lets the example, the tests and the benchmarks run on one
-// machine with no WeCom account. It is for development only: the development interface answers
-// only loopback clients at a loopback Host unless [Config.DevAllowRemote] says otherwise, and
-// its writes need Content-Type: application/json.
+// gettoken, miniprogram/jscode2session, user/get, department/simplelist and tag/get, with
+// WeCom's token and code lifetimes and error codes, plus a development interface to mint login
+// codes, expire tokens, inject faults, change users, departments and tags, and read call
+// counts. It lets the example, the tests and the benchmarks run on one machine with no WeCom
+// account. It is for development only: the development interface answers only loopback clients
+// at a loopback Host unless [Config.DevAllowRemote] says otherwise, and its writes need
+// Content-Type: application/json.
 //
 // The core ([Simulator]) is a plain http.Handler usable with httptest; the Caddy module
 // http.handlers.wecom_simulator wraps it.
@@ -34,9 +35,11 @@ const (
 	EndpointGetToken       = "gettoken"
 	EndpointJSCode2Session = "jscode2session"
 	EndpointUserGet        = "user/get"
+	EndpointDepartmentList = "department/simplelist"
+	EndpointTagGet         = "tag/get"
 )
 
-var endpoints = []string{EndpointGetToken, EndpointJSCode2Session, EndpointUserGet}
+var endpoints = []string{EndpointGetToken, EndpointJSCode2Session, EndpointUserGet, EndpointDepartmentList, EndpointTagGet}
 
 // User status values of user/get.
 const (
@@ -46,11 +49,19 @@ const (
 	StatusLeft         = 5
 )
 
-// Errors of MintCode and SetUser, for callers that map them to answers (the dev interface: 404).
+// Errors of MintCode, SetUser and the department and tag methods, for callers that map them to
+// answers (the dev interface: 404 for the unknown, 400 for a cycle, 409 for a department in use).
 var (
-	ErrUnknownCorp = errors.New("unknown corp")
-	ErrUnknownUser = errors.New("unknown user")
+	ErrUnknownCorp        = errors.New("unknown corp")
+	ErrUnknownUser        = errors.New("unknown user")
+	ErrUnknownDepartment  = errors.New("unknown department")
+	ErrUnknownTag         = errors.New("unknown tag")
+	ErrDepartmentCycle    = errors.New("department cycle")
+	ErrDepartmentNotEmpty = errors.New("department not empty")
 )
+
+// RootDepartment is the id of a corp's root department, which every corp has.
+const RootDepartment int64 = 1
 
 // Config configures a Simulator. Zero values mean the defaults.
 type Config struct {
@@ -67,6 +78,11 @@ type Config struct {
 type Corp struct {
 	Name, CorpID, Secret string
 	Users                []User
+	// Departments are the corp's departments besides the root (1), which always exists and may
+	// be listed only to name it. A department that a user or a tag names but that is not listed
+	// exists all the same, unnamed, directly under the root.
+	Departments []Department
+	Tags        []Tag
 }
 
 // User is a member of a corp's contacts.
@@ -75,14 +91,31 @@ type User struct {
 	Name        string
 	Departments []int64 // empty means [1], the root department, as every WeCom member has one
 	Status      int     // 1 active, 2 disabled, 4 not activated, 5 left; 0 means 1
-	Hidden      bool    // outside the app's visible range: user/get answers 60011
+	Hidden      bool    // outside the app's visible range: user/get answers 60011, tag/get leaves them out
+}
+
+// Department is a department (部门) of a corp's contacts, as department/simplelist shows it.
+type Department struct {
+	ID       int64
+	ParentID int64  // 0 means 1, the root, for every department but the root, whose ParentID is 0
+	Name     string // the root's defaults to the corp's name, as WeCom names it after the company
+	Order    int    // the order among its siblings, larger first as in WeCom; 0 by default
+}
+
+// Tag is a tag (标签) of a corp's contacts: users and departments (with their sub-departments,
+// as the gateway reads partylist) that it marks.
+type Tag struct {
+	ID          int64
+	Name        string
+	UserIDs     []string // members of the corp
+	Departments []int64
 }
 
 // Fault makes matching WeCom calls misbehave before normal processing. When several fields are
 // set, Delay comes first, then Status, Garbage or Errcode (in that order of precedence); a
 // fault with only Delay delays the normal answer.
 type Fault struct {
-	Endpoint string        // "gettoken", "jscode2session", "user/get", or "" / "*" for all
+	Endpoint string        // "gettoken", "jscode2session", "user/get", "department/simplelist", "tag/get", or "" / "*" for all
 	Errcode  int           // answer this errcode (e.g. -1, 45009, 40001) with HTTP 200 JSON
 	Status   int           // answer this HTTP status (e.g. 500, 502) with a short body
 	Garbage  bool          // answer 200 with a non-JSON body
@@ -110,6 +143,8 @@ type Simulator struct {
 type corp struct {
 	name, id, secret string
 	users            map[string]User
+	depts            map[int64]Department // always holds the root
+	tags             map[int64]Tag
 	current          *token // what gettoken hands out while it is valid
 }
 
@@ -131,7 +166,10 @@ type code struct {
 const tokenRetention = time.Hour
 
 // New builds a Simulator from cfg, applying defaults. It does not validate cfg (the Caddy
-// module does): with duplicate corp_ids or names, the first corp wins every lookup.
+// module does, and so does [Config.Validate]): with duplicate corp_ids or names, the first corp
+// wins every lookup; of duplicate departments or tags the last wins; a department whose parent
+// does not exist or that is its own ancestor hangs under the root; a tag's unknown users are
+// dropped.
 func New(cfg Config) *Simulator {
 	s := &Simulator{
 		tokenTTL:       cfg.TokenTTL,
@@ -150,11 +188,7 @@ func New(cfg Config) *Simulator {
 		s.codeTTL = DefaultCodeTTL
 	}
 	for _, c := range cfg.Corps {
-		cs := &corp{name: c.Name, id: c.CorpID, secret: c.Secret, users: make(map[string]User)}
-		for _, u := range c.Users {
-			cs.users[u.UserID] = normalizeUser(u)
-		}
-		s.corps = append(s.corps, cs)
+		s.corps = append(s.corps, newCorp(c))
 	}
 	return s
 }
@@ -296,7 +330,7 @@ func (s *Simulator) takeFaultLocked(endpoint string) (Fault, bool) {
 }
 
 // SetUser adds u to corp (name or corp_id; "" = the first corp) or replaces the member with the
-// same userid.
+// same userid. A department it names that does not exist is created, unnamed, under the root.
 func (s *Simulator) SetUser(corpKey string, u User) error {
 	if u.UserID == "" {
 		return errors.New("userid is empty")
@@ -304,13 +338,18 @@ func (s *Simulator) SetUser(corpKey string, u User) error {
 	if !validStatus(u.Status) {
 		return fmt.Errorf("status %d is not one of 1, 2, 4, 5", u.Status)
 	}
+	if err := checkDepartmentIDs(u.Departments); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := s.findCorpLocked(corpKey)
 	if c == nil {
 		return fmt.Errorf("%w %q", ErrUnknownCorp, corpKey)
 	}
-	c.users[u.UserID] = normalizeUser(u)
+	u = normalizeUser(u)
+	c.ensureDepartmentsLocked(u.Departments)
+	c.users[u.UserID] = u
 	return nil
 }
 

@@ -26,7 +26,7 @@ func testConfig() Config {
 			{UserID: "lisi", Name: "李四"},
 			{UserID: "wangwu", Name: "王五", Status: StatusDisabled},
 			{UserID: "hidden", Name: "隐", Hidden: true},
-		}},
+		}, Tags: []Tag{{ID: 1, Name: "管理层", UserIDs: []string{"zhangsan"}}}},
 		{Name: "beta", CorpID: betaID, Secret: betaSecret, Users: []User{
 			{UserID: "zhaoliu", Name: "赵六"},
 		}},
@@ -421,8 +421,12 @@ func TestCounts(t *testing.T) {
 	userGet(t, s, tok, "lisi")
 	exchange(t, s, tok, "nope")
 	call(t, s, "/cgi-bin/other")
+	s.InjectFault(Fault{Endpoint: "tag/get", Errcode: -1, Count: 1})
+	call(t, s, pathTagGet, "access_token", tok, "tagid", "1")
+	call(t, s, pathDepartmentList, "access_token", tok)
+	call(t, s, pathDepartmentList, "access_token", "bad")
 
-	want := map[string]int{"gettoken": 2, "jscode2session": 1, "user/get": 2}
+	want := map[string]int{"gettoken": 2, "jscode2session": 1, "user/get": 2, "department/simplelist": 2, "tag/get": 1}
 	got := s.Counts()
 	if len(got) != len(want) {
 		t.Fatalf("counts %v, want %v", got, want)

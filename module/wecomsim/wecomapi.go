@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -17,6 +18,8 @@ const (
 	pathGetToken       = "/cgi-bin/gettoken"
 	pathJSCode2Session = "/cgi-bin/miniprogram/jscode2session"
 	pathUserGet        = "/cgi-bin/user/get"
+	pathDepartmentList = "/cgi-bin/department/simplelist"
+	pathTagGet         = "/cgi-bin/tag/get"
 )
 
 // endpointOf maps a request path to the WeCom endpoint it calls, or "".
@@ -28,6 +31,10 @@ func endpointOf(path string) string {
 		return EndpointJSCode2Session
 	case pathUserGet:
 		return EndpointUserGet
+	case pathDepartmentList:
+		return EndpointDepartmentList
+	case pathTagGet:
+		return EndpointTagGet
 	}
 	return ""
 }
@@ -73,6 +80,10 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		answer = s.jscode2session(q)
 	case EndpointUserGet:
 		answer = s.userGet(q)
+	case EndpointDepartmentList:
+		answer = s.departmentList(q)
+	case EndpointTagGet:
+		answer = s.tagGet(q)
 	}
 	writeWeCom(w, r, answer)
 }
@@ -150,6 +161,32 @@ type userAnswer struct {
 	Alias          string  `json:"alias"`
 }
 
+// departmentListAnswer is department/simplelist's answer (/document/path/95406): ids only, as
+// department/list, which has the names, is closed to apps created since 2022-06-20.
+type departmentListAnswer struct {
+	wxError
+	DepartmentID []departmentID `json:"department_id"`
+}
+
+type departmentID struct {
+	ID       int64 `json:"id"`
+	ParentID int64 `json:"parentid"`
+	Order    int   `json:"order"`
+}
+
+// tagAnswer is tag/get's answer (/document/path/90349).
+type tagAnswer struct {
+	wxError
+	TagName   string    `json:"tagname"`
+	UserList  []tagUser `json:"userlist"`
+	PartyList []int64   `json:"partylist"`
+}
+
+type tagUser struct {
+	UserID string `json:"userid"`
+	Name   string `json:"name"`
+}
+
 // errmsgs are WeCom's texts for the errcodes the simulator answers.
 var errmsgs = map[int]string{
 	-1:    "system busy",
@@ -158,11 +195,13 @@ var errmsgs = map[int]string{
 	40013: "invalid corpid",
 	40014: "invalid access_token",
 	40029: "invalid code",
+	40068: "invalid tagid",
 	41001: "access_token missing",
 	41002: "corpid missing",
 	41004: "corpsecret missing",
 	41008: "missing code",
 	41009: "missing userid",
+	41017: "missing tagid",
 	42001: "access_token expired",
 	42009: "suitetoken expired",
 	45009: "api freq out of limit",
@@ -171,6 +210,7 @@ var errmsgs = map[int]string{
 	60011: "no privilege to access/modify contact/party/agent",
 	60020: "not allow to access from your ip",
 	60111: "userid not found",
+	60123: "invalid party id",
 }
 
 // writeWeCom writes answer as WeCom does: HTTP 200 whatever the errcode, and on errors an errmsg
@@ -302,4 +342,64 @@ func (s *Simulator) userGet(q url.Values) wxAnswer {
 		IsLeaderInDept: make([]int, len(u.Departments)),
 		Order:          make([]int, len(u.Departments)),
 	}
+}
+
+// departmentList answers department/simplelist (/document/path/95406): the department id and
+// all of its sub-departments, recursively, or without id the whole tree. The app sees every
+// department (its visible range is the root), so the only refusal is an id that names none.
+func (s *Simulator) departmentList(q url.Values) wxAnswer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, errcode := s.tokenLocked(q.Get("access_token"), time.Now())
+	if errcode != 0 {
+		return wxErr(errcode)
+	}
+	id := RootDepartment
+	if v := q.Get("id"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return wxErr(60123)
+		}
+		id = n
+	}
+	if _, ok := t.corp.depts[id]; !ok {
+		return wxErr(60123)
+	}
+	tree := t.corp.subtreeLocked(id)
+	out := &departmentListAnswer{DepartmentID: make([]departmentID, len(tree))}
+	for i, d := range tree {
+		out.DepartmentID[i] = departmentID{ID: d.ID, ParentID: d.ParentID, Order: d.Order}
+	}
+	return out
+}
+
+// tagGet answers tag/get (/document/path/90349): the tag's name, its members within the app's
+// visible range (hidden members are not) and its departments as listed, without their
+// sub-departments, which the caller expands with department/simplelist.
+func (s *Simulator) tagGet(q url.Values) wxAnswer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, errcode := s.tokenLocked(q.Get("access_token"), time.Now())
+	if errcode != 0 {
+		return wxErr(errcode)
+	}
+	v := q.Get("tagid")
+	if v == "" {
+		return wxErr(41017)
+	}
+	id, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return wxErr(40068)
+	}
+	tag, ok := t.corp.tags[id]
+	if !ok {
+		return wxErr(40068)
+	}
+	out := &tagAnswer{TagName: tag.Name, UserList: []tagUser{}, PartyList: append([]int64{}, tag.Departments...)}
+	for _, uid := range tag.UserIDs {
+		if u, ok := t.corp.users[uid]; ok && !u.Hidden {
+			out.UserList = append(out.UserList, tagUser{UserID: u.UserID, Name: u.Name})
+		}
+	}
+	return out
 }
