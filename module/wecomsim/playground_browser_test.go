@@ -57,6 +57,14 @@ http://127.0.0.1:%[2]d {
 		corp acme {
 			corp_id ww00000000000acme
 			secret acme-secret-0123456789
+			department 2 销售部
+			department 3 华北 {
+				parent 2
+			}
+			department 4 华北东 {
+				parent 3
+			}
+			department 5 研发部
 			user zhangsan 张三 {
 				department 1 2
 			}
@@ -65,12 +73,25 @@ http://127.0.0.1:%[2]d {
 				status 2
 			}
 			user wangwu 王五 {
+				department 3
 				hidden
+			}
+			user sunba 孙八 {
+				department 4
+			}
+			user zhouji 周九 {
+				department 5
+			}
+			tag 1 管理层 {
+				users zhangsan
+				departments 5
 			}
 		}
 		corp partner {
 			corp_id ww0000000partner
 			secret partner-secret-0123456789
+			department 7 项目组
+			department 8 财务部
 			user zhaoliu 赵六 {
 				department 7
 			}
@@ -159,14 +180,50 @@ func (p playground) pick(user string) {
 // setStatus changes a user's status with the select in the contacts table.
 func (p playground) setStatus(user string, status int) stepResult {
 	p.t.Helper()
+	return p.choose(fmt.Sprintf(`tr[data-user=%q] select.status`, user), fmt.Sprint(status))
+}
+
+// choose picks value in a select, as a person would, and waits for the step it starts.
+func (p playground) choose(selector, value string) stepResult {
+	p.t.Helper()
 	var seq int
 	p.b.MustEval("app.seq", &seq)
 	p.b.MustEval(fmt.Sprintf(`(() => {
-		const s = document.querySelector('tr[data-user=%q] select.status');
-		s.value = "%d";
+		const s = document.querySelector(%q);
+		if (!s) throw new Error("no element " + %q);
+		if (![...s.options].some((o) => o.value === %q)) throw new Error(%q + " has no option " + %q);
+		s.value = %q;
 		s.dispatchEvent(new Event("change", { bubbles: true }));
-	})()`, user, status), nil)
-	return p.waitStep(seq+1, "status change of "+user)
+	})()`, selector, selector, value, selector, value, value), nil)
+	return p.waitStep(seq+1, "choosing "+value+" in "+selector)
+}
+
+// type sets the text of an input, as a person would.
+func (p playground) typeIn(selector, text string) {
+	p.t.Helper()
+	p.b.MustEval(fmt.Sprintf(`(() => {
+		const e = document.querySelector(%q);
+		if (!e) throw new Error("no element " + %q);
+		e.value = %q;
+		e.dispatchEvent(new Event("input", { bubbles: true }));
+	})()`, selector, selector, text), nil)
+}
+
+// wantText checks that the text of the elements selector matches contains each of want, or
+// lacks it for a want starting with "!".
+func (p playground) wantText(what, selector string, want ...string) {
+	p.t.Helper()
+	var got string
+	p.b.MustEval(fmt.Sprintf(`[...document.querySelectorAll(%q)].map((e) => e.innerText).join("\n")`, selector), &got)
+	for _, w := range want {
+		if lacks, ok := strings.CutPrefix(w, "!"); ok {
+			if strings.Contains(got, lacks) {
+				p.t.Errorf("%s (%s) shows %q: %q", what, selector, lacks, got)
+			}
+		} else if !strings.Contains(got, w) {
+			p.t.Errorf("%s (%s) does not show %q: %q", what, selector, w, got)
+		}
+	}
 }
 
 func (p playground) text(selector string) string {
@@ -225,13 +282,39 @@ func TestPlaygroundInBrowser(t *testing.T) {
 	b.Navigate(fmt.Sprintf("http://127.0.0.1:%d/sim/playground", ports[1]))
 
 	// The page lists the simulator's corps and users.
-	b.WaitFor("the contacts", `document.querySelectorAll("tr[data-user]").length === 5`, 20*time.Second)
-	wantStep(t, "loading the state", p.waitStep(1, "loading the state"), "ok", []int{200}, "GET /sim/state", "2 corps, 5 users")
+	b.WaitFor("the contacts", `document.querySelectorAll("tr[data-user]").length === 7`, 20*time.Second)
+	wantStep(t, "loading the state", p.waitStep(1, "loading the state"), "ok", []int{200}, "GET /sim/state", "2 corps, 7 users")
 	contacts := p.text("#contacts")
 	for _, s := range []string{"acme", "ww00000000000acme", "partner", "ww0000000partner", "zhangsan", "张三", "lisi", "李四", "zhaoliu", "赵六"} {
 		if !strings.Contains(contacts, s) {
 			t.Errorf("the contacts do not show %q:\n%s", s, contacts)
 		}
+	}
+
+	// Each user's departments by their path, and their tags, by userid or through a department.
+	p.wantText("sunba's departments", `tr[data-user="acme/sunba"] td.depts .path`, "销售部 / 华北 / 华北东", "#4")
+	p.wantText("zhangsan's departments", `tr[data-user="acme/zhangsan"] td.depts .path`, "acme", "销售部")
+	p.wantText("zhangsan's tags", `tr[data-user="acme/zhangsan"] td.tags`, "管理层")
+	p.wantText("zhouji's tags", `tr[data-user="acme/zhouji"] td.tags`, "管理层 (via 研发部)")
+	p.wantText("sunba's tags", `tr[data-user="acme/sunba"] td.tags`, "!管理层")
+	p.wantText("zhaoliu's departments", `tr[data-user="partner/zhaoliu"] td.depts .path`, "项目组")
+	p.wantText("the department tree", "#org", "销售部", "华北东", "研发部", "项目组", "财务部", "管理层")
+
+	// Edit a tag: its members change in the contacts.
+	p.typeIn(`[data-tag="acme/1"] input.tag-users`, "lisi sunba")
+	p.typeIn(`[data-tag="acme/1"] input.tag-depts`, "4")
+	wantStep(t, "editing tag 1", p.step(`[data-tag="acme/1"] button.tag-save`), "ok", []int{200}, "PUT /sim/tags", "管理层: users lisi, sunba; departments 4")
+	p.wantText("zhangsan's tags after the edit", `tr[data-user="acme/zhangsan"] td.tags`, "!管理层")
+	p.wantText("sunba's tags after the edit", `tr[data-user="acme/sunba"] td.tags`, "管理层")
+	p.wantText("zhouji's tags after the edit", `tr[data-user="acme/zhouji"] td.tags`, "!管理层")
+	// Move a department: its members' paths follow.
+	wantStep(t, "moving 华北", p.choose(`tr[data-dept="acme/3"] select.parent`, "5"), "ok", []int{200}, "PUT /sim/departments", "华北 is now 研发部 / 华北")
+	p.wantText("sunba's departments after the move", `tr[data-user="acme/sunba"] td.depts .path`, "研发部 / 华北 / 华北东")
+	// A department cannot move under its own sub-department: the page does not offer it.
+	var offers bool
+	b.MustEval(`[...document.querySelector('tr[data-dept="acme/3"] select.parent').options].some((o) => o.value === "4")`, &offers)
+	if offers {
+		t.Error("the page offers to move 华北 under its own sub-department 华北东")
 	}
 
 	// Open the mini program as zhangsan: a code from the simulator, a login through the
@@ -288,21 +371,18 @@ func TestPlaygroundInBrowser(t *testing.T) {
 	r = p.step("#open")
 	wantStep(t, "zhaoliu's login", r, "ok", []int{200, 409, 200, 200, 200}, "wrong_corp", "signed in as zhaoliu of partner")
 
+	// Move zhaoliu out of 项目组, the one department partner admits: the next recheck refuses him.
+	wantStep(t, "moving zhaoliu", p.choose(`tr[data-user="partner/zhaoliu"] select.move`, "8"), "ok", []int{200}, "PUT /sim/users", "zhaoliu is now in 财务部")
+	p.wantText("zhaoliu's departments after the move", `tr[data-user="partner/zhaoliu"] td.depts .path`, "财务部", "!项目组")
+	r = waitDenied(t, p, "zhaoliu's session", "moving him out of department 7")
+	wantStep(t, "the denied backend call", r, "error", []int{403}, "user_not_allowed")
+	wantStep(t, "moving zhaoliu back", p.choose(`tr[data-user="partner/zhaoliu"] select.move`, "7"), "ok", []int{200}, "zhaoliu is now in 项目组")
+
 	// Disable zhangsan while signed in: the next recheck (1s here) denies the session.
 	p.pick("acme/zhangsan")
 	wantStep(t, "zhangsan's login", p.step("#open"), "ok", nil, "signed in as zhangsan")
 	wantStep(t, "disabling zhangsan", p.setStatus("acme/zhangsan", 2), "ok", []int{200}, "PUT /sim/users", "zhangsan is now status 2")
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		r = p.step("#backend")
-		if r.Outcome == "error" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("zhangsan's session still works 20s after disabling him:\n%s", r.Text)
-		}
-		time.Sleep(300 * time.Millisecond)
-	}
+	r = waitDenied(t, p, "zhangsan's session", "disabling him")
 	wantStep(t, "the denied backend call", r, "error", []int{403}, "user_inactive")
 	if got := p.text("#received"); !strings.Contains(got, "user_inactive") {
 		t.Errorf("the backend panel shows %q, want the user_inactive denial", got)
@@ -336,4 +416,20 @@ func TestPlaygroundInBrowser(t *testing.T) {
 		t.Errorf("review call: the backend received X-WeCom-UserId %q X-WeCom-Review %q", got, rv)
 	}
 	wantStep(t, "review call outside the allowed paths", p.step("#backend"), "error", []int{403}, "review_forbidden")
+}
+
+// waitDenied calls the backend until the gateway's next recheck refuses the session.
+func waitDenied(t *testing.T, p playground, what, after string) stepResult {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		r := p.step("#backend")
+		if r.Outcome == "error" {
+			return r
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still works 20s after %s:\n%s", what, after, r.Text)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
 }
