@@ -1,6 +1,7 @@
 // Package testcaddy runs a real Caddy inside a test binary: a Caddyfile is
 // adapted and loaded exactly as `caddy run` would, with Caddy's storage and
-// config directories in temporary folders.
+// config directories in temporary folders, serving sockets the test bound
+// beforehand ([Listen]) rather than ports it hopes are still free.
 //
 // Caddy holds one running config per process, so tests that use this
 // package must not run in parallel with each other.
