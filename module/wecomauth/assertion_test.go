@@ -44,8 +44,8 @@ func verifyAssertion(t *testing.T, e *env, token, audience string) (jwt.Claims, 
 }
 
 func TestSignedUpstreamAssertion(t *testing.T) {
-	e := startEnv(t, "assertion api.example.com")
-	tok := e.login("acme", "zhangsan")
+	e := startGateway(t, gatewayOptions{extra: "assertion api.example.com"})
+	tok := login(t, e, "acme", "zhangsan")
 	if r := e.do(http.MethodGet, "/api/x", "", "Authorization: Bearer "+tok, "X-WeCom-Assertion: forged"); r.status != 200 {
 		t.Fatalf("%d %s", r.status, r.raw)
 	}
@@ -69,8 +69,8 @@ func TestSignedUpstreamAssertion(t *testing.T) {
 }
 
 func TestAssertionTTL(t *testing.T) {
-	e := startEnv(t, "assertion api.example.com {\n\t\t\tttl 30s\n\t\t}")
-	tok := e.login("acme", "zhangsan")
+	e := startGateway(t, gatewayOptions{extra: "assertion api.example.com {\n\t\t\tttl 30s\n\t\t}"})
+	tok := login(t, e, "acme", "zhangsan")
 	if r := e.do(http.MethodGet, "/api/x", "", "Authorization: Bearer "+tok); r.status != 200 {
 		t.Fatalf("%d %s", r.status, r.raw)
 	}
@@ -81,8 +81,8 @@ func TestAssertionTTL(t *testing.T) {
 }
 
 func TestNoAssertionByDefault(t *testing.T) {
-	e := startEnv(t, "")
-	tok := e.login("acme", "zhangsan")
+	e := startGateway(t, gatewayOptions{})
+	tok := login(t, e, "acme", "zhangsan")
 	e.do(http.MethodGet, "/api/x", "", "Authorization: Bearer "+tok, "X-WeCom-Assertion: forged")
 	if v := e.backend.last(t).Header.Get("X-WeCom-Assertion"); v != "" {
 		t.Errorf("assertion %q without the assertion option", v)

@@ -58,7 +58,7 @@ func newAuthzGW(t *testing.T) *authzGW {
 	sim := wecomsim.New(authzWorld())
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
-	return &authzGW{sim: sim, clock: newFakeClock(), ctx: fzCaddyContext(t), url: srv.URL}
+	return &authzGW{sim: sim, clock: newMovedClock(), ctx: caddyContext(t), url: srv.URL}
 }
 
 // handler provisions a wecom_auth with corp acme as given.
@@ -66,7 +66,7 @@ func (g *authzGW) handler(t *testing.T, acme wecomauth.CorpConfig) *wecomauth.Ha
 	t.Helper()
 	acme.Name, acme.CorpID, acme.Secret = "acme", "wwacme", acmeSecret
 	h := &wecomauth.Handler{
-		APIBase: g.url, Corps: []wecomauth.CorpConfig{acme}, SessionKeys: []string{fzSessionKey},
+		APIBase: g.url, Corps: []wecomauth.CorpConfig{acme}, SessionKeys: []string{testSessionKey},
 		Recheck: caddy.Duration(10 * time.Minute), StaleGrace: caddy.Duration(time.Hour),
 	}
 	wecomauth.SetClock(h, g.clock.Now)
@@ -88,7 +88,7 @@ func (g *authzGW) login(t *testing.T, h caddyhttp.MiddlewareHandler, user string
 		t.Fatal(err)
 	}
 	rec := httptest.NewRecorder()
-	if err := h.ServeHTTP(rec, fzPrepare(jsonPost("/wecom/login", `{"code":"`+code+`"}`)), &nextProbe{}); err != nil {
+	if err := h.ServeHTTP(rec, prepareRequest(jsonPost("/wecom/login", `{"code":"`+code+`"}`)), &nextProbe{}); err != nil {
 		t.Fatal(err)
 	}
 	var out struct{ Token string }
@@ -104,7 +104,7 @@ func get(t *testing.T, h caddyhttp.MiddlewareHandler, next caddyhttp.Handler, pa
 		r.Header.Set("Authorization", "Bearer "+token)
 	}
 	rec := httptest.NewRecorder()
-	if err := h.ServeHTTP(rec, fzPrepare(r), next); err != nil {
+	if err := h.ServeHTTP(rec, prepareRequest(r), next); err != nil {
 		t.Fatal(err)
 	}
 	return rec
@@ -257,7 +257,7 @@ func TestWecomRequire(t *testing.T) {
 	r := httptest.NewRequest(http.MethodGet, "/api/admin/x", nil)
 	r.Header.Set("X-WeCom-UserId", "sunba")
 	rec = httptest.NewRecorder()
-	if err := q.ServeHTTP(rec, fzPrepare(r), probe); err != nil || rec.Code != http.StatusUnauthorized || probe.called {
+	if err := q.ServeHTTP(rec, prepareRequest(r), probe); err != nil || rec.Code != http.StatusUnauthorized || probe.called {
 		t.Errorf("wecom_require with a forged header: %d %v", rec.Code, err)
 	}
 	if err := (&wecomauth.Require{}).Validate(); err == nil {

@@ -36,6 +36,7 @@ import (
 	"github.com/wecomgate/wecomgate/module/internal/session"
 	"github.com/wecomgate/wecomgate/module/internal/testcaddy"
 	"github.com/wecomgate/wecomgate/module/wecomauth"
+	"github.com/wecomgate/wecomgate/module/wecomsim"
 )
 
 const benchSecret = "bench-secret-0123456789"
@@ -52,82 +53,43 @@ type benchWorld struct {
 }
 
 // startBenchWorld loads a Caddyfile whose simulator knows users u00000 …
-// (n of them) in corp acme, and finds the provisioned wecom_auth handler.
+// (n of them) in corp acme, and finds the provisioned wecom_auth handler
+// (runningHandlers).
 // Logs are discarded: a login writes one INFO line, which is not what these
 // benchmarks measure.
 func startBenchWorld(b *testing.B, users int) *benchWorld {
 	b.Helper()
-	ports := testcaddy.Ports(b, 2)
+	addrs := testcaddy.Listen(b, 2)
 	key := session.NewKey()
-	var ub strings.Builder
+	corp := wecomsim.Corp{Name: "acme", CorpID: benchCorpID, Secret: benchSecret}
 	for i := range users {
-		fmt.Fprintf(&ub, "\t\t\tuser u%05d 用户%d {\n\t\t\t\tdepartment 1 %d\n\t\t\t}\n", i, i, 2+i%50)
+		corp.Users = append(corp.Users, wecomsim.User{
+			UserID: fmt.Sprintf("u%05d", i), Name: fmt.Sprint("用户", i), Departments: []int64{1, int64(2 + i%50)},
+		})
 	}
 	cfg := fmt.Sprintf(`{
+	%[1]s
 	admin off
 	log {
 		output discard
 	}
 }
-http://:%[1]d {
-	bind 127.0.0.1
+%[2]s {
 	wecom_auth {
-		api_base http://127.0.0.1:%[2]d
-		corp acme {
-			corp_id %[5]s
-			secret %[3]s
-		}
-		session_key %[6]s
+		api_base %[3]s
+%[4]s
+		session_key %[5]s
 	}
 	respond "unreachable in benchmarks" 200
 }
-http://:%[2]d {
-	bind 127.0.0.1
-	wecom_simulator {
-		dev_path /sim
-		corp acme {
-			corp_id %[5]s
-			secret %[3]s
-%[4]s		}
-	}
+%[3]s {
+	%[6]s
 }
-`, ports[0], ports[1], benchSecret, ub.String(), benchCorpID, base64.StdEncoding.EncodeToString(key))
+`, testcaddy.DefaultBind, addrs[0].URL(), addrs[1].URL(),
+		corpBlocks([]wecomauth.CorpConfig{{Name: "acme", CorpID: benchCorpID, Secret: benchSecret}}),
+		base64.StdEncoding.EncodeToString(key), simulatorBlock([]wecomsim.Corp{corp}))
 	testcaddy.Start(b, cfg)
-	h := findHandler(b)
-	return &benchWorld{h: h, sim: fmt.Sprintf("http://127.0.0.1:%d", ports[1])}
-}
-
-// findHandler walks the running HTTP app's routes (Caddyfile sites are
-// subroutes) to the provisioned *wecomauth.Handler.
-func findHandler(b *testing.B) *wecomauth.Handler {
-	b.Helper()
-	app, err := caddy.ActiveContext().App("http")
-	if err != nil {
-		b.Fatal(err)
-	}
-	var walk func(caddyhttp.RouteList) *wecomauth.Handler
-	walk = func(routes caddyhttp.RouteList) *wecomauth.Handler {
-		for _, rt := range routes {
-			for _, mh := range rt.Handlers {
-				switch v := mh.(type) {
-				case *wecomauth.Handler:
-					return v
-				case *caddyhttp.Subroute:
-					if h := walk(v.Routes); h != nil {
-						return h
-					}
-				}
-			}
-		}
-		return nil
-	}
-	for _, srv := range app.(*caddyhttp.App).Servers {
-		if h := walk(srv.Routes); h != nil {
-			return h
-		}
-	}
-	b.Fatal("no wecom_auth handler in the running config")
-	return nil
+	return &benchWorld{h: runningHandlers(b)[0], sim: addrs[1].URL()}
 }
 
 // code mints a login code at the simulator's development interface.

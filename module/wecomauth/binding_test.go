@@ -6,19 +6,12 @@ import (
 	"testing"
 
 	"github.com/wecomgate/wecomgate/module/internal/testcaddy"
+	"github.com/wecomgate/wecomgate/module/wecomauth"
+	"github.com/wecomgate/wecomgate/module/wecomsim"
 )
 
 // A second mini program of corp acme: same corp id, its own app secret.
 const acmeApp2Secret = "acme-app2-secret-0123456789"
-
-// at runs f with the env's requests going to another gateway and simulator.
-func (e *env) at(gw, sim string, f func()) {
-	e.t.Helper()
-	savedGW, savedSim := e.gw, e.sim
-	e.gw, e.sim = gw, sim
-	defer func() { e.gw, e.sim = savedGW, savedSim }()
-	f()
-}
 
 // Two sites of one Caddy serve two apps of one corp (same corp name and
 // corp id, different secrets) with the default generated session key, which
@@ -27,50 +20,35 @@ func (e *env) at(gw, sim string, f func()) {
 // Before sessions were bound to their app, site B admitted A's users with
 // the facts A's login recorded until B's recheck.
 func TestSessionsAreBoundToTheirApp(t *testing.T) {
-	ports := testcaddy.Ports(t, 2)
-	siteB := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
-	simB := fmt.Sprintf("http://127.0.0.1:%d", ports[1])
-	e := startEnvSites(t, reviewBlock, "", "", func(e *env) string {
+	addrs := testcaddy.Listen(t, 2)
+	siteB, simB := addrs[0].URL(), addrs[1].URL()
+	app2 := []wecomsim.Corp{{Name: "acme", CorpID: "wwacme", Secret: acmeApp2Secret,
+		Users: []wecomsim.User{worldUser("acme", "zhangsan")}}}
+	e := startGateway(t, gatewayOptions{extra: reviewBlock, sites: func(e *env) string {
 		// Its own simulator: one simulator knows one secret per corp id.
 		return fmt.Sprintf(`%[1]s {
 	wecom_auth {
 		api_base %[2]s
-		corp acme {
-			corp_id wwacme
-			secret %[3]s
-		}
+%[3]s
 		%[5]s
 	}
 	reverse_proxy %[4]s
 }
 %[2]s {
-	wecom_simulator {
-		dev_path /sim
-		corp acme {
-			corp_id wwacme
-			secret %[3]s
-			user zhangsan 张三 {
-				department 1 2
-			}
-		}
-	}
-}`, siteB, simB, acmeApp2Secret, e.backend.addr, reviewBlock)
-	})
-	siteA, simA := e.gw, e.sim
+	%[6]s
+}`, siteB, simB, corpBlocks([]wecomauth.CorpConfig{{Name: "acme", CorpID: "wwacme", Secret: acmeApp2Secret}}),
+			e.backend.addr, reviewBlock, simulatorBlock(app2))
+	}})
+	siteA := e.gw
 	get := func(gw, path, tok string) reply {
-		var r reply
-		e.at(gw, simA, func() { r = e.do(http.MethodGet, path, "", "Authorization: Bearer "+tok) })
-		return r
+		return e.at(gw, e.sim).do(http.MethodGet, path, "", "Authorization: Bearer "+tok)
 	}
 	cookie := func(gw, tok string) reply {
-		var r reply
-		e.at(gw, simA, func() { r = e.do(http.MethodGet, "/api/x", "", "Cookie: wecom_session="+tok) })
-		return r
+		return e.at(gw, e.sim).do(http.MethodGet, "/api/x", "", "Cookie: wecom_session="+tok)
 	}
 
-	tokA := e.login("acme", "zhangsan")
-	var tokB string
-	e.at(siteB, simB, func() { tokB = e.login("acme", "zhangsan") })
+	tokA := login(t, e, "acme", "zhangsan")
+	tokB := login(t, e.at(siteB, simB), "acme", "zhangsan")
 
 	for _, tc := range []struct {
 		name, tok, home, away string
@@ -99,15 +77,9 @@ func TestSessionsAreBoundToTheirApp(t *testing.T) {
 
 	// Review sessions belong to no app: with the same key and the same
 	// review account they open at both sites, but never as a corp session.
-	var rv reply
-	e.at(siteB, simB, func() {
-		rv = e.do(http.MethodPost, "/wecom/review/login", `{"username":"reviewer","password":"review-demo"}`)
-	})
-	if rv.status != 200 {
-		t.Fatalf("review login at site B: %d %s", rv.status, rv.raw)
-	}
+	rv := reviewLogin(t, e.at(siteB, simB))
 	for _, gw := range []string{siteA, siteB} {
-		if r := get(gw, "/wecom/session", rv.str("token")); r.status != 200 || r.body["review"] != true {
+		if r := get(gw, "/wecom/session", rv); r.status != 200 || r.body["review"] != true {
 			t.Fatalf("review session at %s: %d %s", gw, r.status, r.raw)
 		}
 	}
@@ -117,43 +89,27 @@ func TestSessionsAreBoundToTheirApp(t *testing.T) {
 // another handler and across reloads accepts the session, whatever other
 // corps come and go; a new secret for the corp ends it.
 func TestSessionsSurviveTheSameAppElsewhere(t *testing.T) {
-	siteC := fmt.Sprintf("http://127.0.0.1:%d", testcaddy.Ports(t, 1)[0])
-	e := startEnvSites(t, "", "", "", func(e *env) string {
+	siteC := testcaddy.Listen(t, 1)[0].URL()
+	e := startGateway(t, gatewayOptions{sites: func(e *env) string {
 		// Only acme, and the partner corp missing.
 		return fmt.Sprintf(`%s {
 	wecom_auth {
 		api_base %s
-		corp acme {
-			corp_id wwacme
-			secret %s
-		}
+%s
 	}
 	reverse_proxy %s
-}`, siteC, e.sim, acmeSecret, e.backend.addr)
-	})
-	tok := e.login("acme", "zhangsan")
+}`, siteC, e.sim, corpBlocks(gatewayCorps()[:1]), e.backend.addr)
+	}})
+	tok := login(t, e, "acme", "zhangsan")
 	auth := "Authorization: Bearer " + tok
-	var r reply
-	e.at(siteC, e.sim, func() { r = e.do(http.MethodGet, "/api/x", "", auth) })
-	if r.status != 200 {
+	if r := e.at(siteC, e.sim).do(http.MethodGet, "/api/x", "", auth); r.status != 200 {
 		t.Fatalf("a handler with the same corp config refused the session: %d %s", r.status, r.raw)
 	}
 	e.backend.last(t)
 
-	saved := gatewayCorps
-	t.Cleanup(func() { gatewayCorps = saved })
-
 	// A reload that drops partner, adds another corp before acme and
 	// changes other settings.
-	gatewayCorps = `
-		corp other {
-			corp_id wwother
-			secret ` + otherSecret + `
-		}
-		corp acme {
-			corp_id wwacme
-			secret ` + acmeSecret + `
-		}`
+	e.corps = []wecomauth.CorpConfig{{Name: "other", CorpID: "wwother", Secret: otherSecret}, gatewayCorps()[0]}
 	e.reload("recheck 5m")
 	if r := e.do(http.MethodGet, "/api/x", "", auth); r.status != 200 {
 		t.Fatalf("refused after a reload that kept the corp's app: %d %s", r.status, r.raw)
@@ -161,17 +117,13 @@ func TestSessionsSurviveTheSameAppElsewhere(t *testing.T) {
 	e.backend.last(t)
 
 	// A new secret is another app: the corp's sessions end (users sign in again).
-	gatewayCorps = `
-		corp acme {
-			corp_id wwacme
-			secret rotated-` + acmeSecret + `
-		}`
+	e.corps = []wecomauth.CorpConfig{{Name: "acme", CorpID: "wwacme", Secret: "rotated-" + acmeSecret}}
 	e.reload("recheck 5m")
 	expectError(t, e.do(http.MethodGet, "/api/x", "", auth), http.StatusUnauthorized, "unauthenticated")
 	e.backend.none(t)
 
 	// And the old secret back opens it again: nothing was revoked.
-	gatewayCorps = saved
+	e.corps = gatewayCorps()
 	e.reload("")
 	if r := e.do(http.MethodGet, "/api/x", "", auth); r.status != 200 {
 		t.Fatalf("refused with the original config back: %d %s", r.status, r.raw)

@@ -28,14 +28,14 @@ const (
 // Rotation: a new first key seals, the old one still opens, and dropping
 // the old key ends its sessions.
 func TestSessionKeyRotation(t *testing.T) {
-	e := startEnv(t, "session_key "+keyA)
-	old := e.login("acme", "zhangsan")
+	e := startGateway(t, gatewayOptions{extra: "session_key " + keyA})
+	old := login(t, e, "acme", "zhangsan")
 
 	e.reload("session_key " + keyB + " " + keyA)
 	if r := e.do(http.MethodGet, "/api/x", "", "Authorization: Bearer "+old); r.status != 200 {
 		t.Fatalf("token of the retired key refused during rotation: %d %s", r.status, r.raw)
 	}
-	fresh := e.login("acme", "zhangsan")
+	fresh := login(t, e, "acme", "zhangsan")
 
 	e.reload("session_key " + keyB)
 	expectError(t, e.do(http.MethodGet, "/api/x", "", "Authorization: Bearer "+old), 401, "unauthenticated")
@@ -49,8 +49,8 @@ func TestSessionKeyRotation(t *testing.T) {
 func TestGeneratedKeyIsKeptInStorage(t *testing.T) {
 	storage := t.TempDir()
 	global := "storage file_system " + storage
-	e := startEnvGlobal(t, "", "", global)
-	tok := e.login("acme", "zhangsan")
+	e := startGateway(t, gatewayOptions{global: global})
+	tok := login(t, e, "acme", "zhangsan")
 	stored, err := os.ReadFile(filepath.Join(storage, "wecomgate", "session_key"))
 	if err != nil || len(bytes.TrimSpace(stored)) != 44 {
 		t.Fatalf("no generated key in storage: %v %q", err, stored)
@@ -68,18 +68,21 @@ func TestGeneratedKeyIsKeptInStorage(t *testing.T) {
 // A reload through the admin API under concurrent traffic fails no request,
 // keeps sessions, and fetches no new access token.
 func TestReloadUnderLoad(t *testing.T) {
-	admin := testcaddy.Ports(t, 1)[0]
-	e := startEnvGlobal(t, "recheck 10m", "", fmt.Sprintf("admin 127.0.0.1:%d", admin))
-	tok := e.login("acme", "zhangsan")
+	// The admin endpoint is served from a testcaddy socket too (Caddy
+	// listens for it through the network plugin, as for sites).
+	admin := testcaddy.Listen(t, 1)[0]
+	e := startGateway(t, gatewayOptions{extra: "recheck 10m", global: "admin " + admin.CaddyAddr()})
+	tok := login(t, e, "acme", "zhangsan")
 	before := e.counts()
 
-	// At a reload Caddy opens a new SO_REUSEPORT socket and closes the old
-	// one, and the kernel resets connections still queued on the old one;
-	// idle keep-alive sockets are closed too. Such a request never reaches a
-	// handler and got no byte back, so a client may resend it (the Go client
-	// does for idempotent requests on reused connections). The test resends
-	// once, as such a client would, and counts how often; what the gateway
-	// owes is that every request that reaches it is answered, and right.
+	// At a reload the old config's server closes its idle keep-alive
+	// connections (and, on a socket of Caddy's own rather than testcaddy's,
+	// the kernel resets connections still queued on the old SO_REUSEPORT
+	// socket). Such a request never reaches a handler and got no byte back,
+	// so a client may resend it (the Go client does for idempotent requests
+	// on reused connections). The test resends once, as such a client
+	// would, and counts how often; what the gateway owes is that every
+	// request that reaches it is answered, and right.
 	var (
 		wg            sync.WaitGroup
 		stop          atomic.Bool
@@ -114,7 +117,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	for i := range 3 {
 		time.Sleep(200 * time.Millisecond)
 		cfg := e.config(fmt.Sprintf("recheck %dm", 11+i))
-		resp, err := http.Post(fmt.Sprintf("http://127.0.0.1:%d/load", admin), "text/caddyfile", strings.NewReader(cfg))
+		resp, err := http.Post(admin.URL()+"/load", "text/caddyfile", strings.NewReader(cfg))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -155,108 +158,137 @@ func TestInstancesShareSessionsAndLogouts(t *testing.T) {
 	}
 	storage := t.TempDir()
 	global := "storage file_system " + storage
-	e := startEnvGlobal(t, "", "", global)
+	e := startGateway(t, gatewayOptions{global: global})
 
+	// The processes' sockets are bound here and inherited: each process
+	// serves the port the test knows, and nothing else can take it.
 	var (
 		urls []string
 		wg   sync.WaitGroup
 	)
-	ports := testcaddy.Ports(t, 2)
-	for _, port := range ports {
-		url := fmt.Sprintf("http://127.0.0.1:%d", port)
-		urls = append(urls, url)
-		cfg := fmt.Sprintf("{\n\tadmin off\n\t%s\n}\n%s {\n\twecom_auth {\n\t\tapi_base %s\n%s\n\t}\n\treverse_proxy %s\n}\n",
-			global, url, e.sim, gatewayCorps, e.backend.addr)
-		wg.Go(func() { startProcess(t, cfg, url) })
+	for _, addr := range testcaddy.Listen(t, 2) {
+		urls = append(urls, addr.URL())
+		cfg := fmt.Sprintf("{\n\tadmin off\n\t%s\n\t%s\n}\n%s {\n\twecom_auth {\n\t\tapi_base %s\n%s\n\t}\n\treverse_proxy %s\n}\n",
+			testcaddy.DefaultBind, global, addr.URL(), e.sim, corpBlocks(e.corps), e.backend.addr)
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		testcaddy.Inherit(t, cmd, addr)
+		wg.Go(func() { startProcess(t, cmd, cfg, addr.URL()) })
 	}
 	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
 	a, b := e.gw, urls[0]
 
 	// A token from one process works on the others.
-	tok := e.login("acme", "zhangsan")
-	auth := "Authorization: Bearer " + tok
+	tok := login(t, e, "acme", "zhangsan")
 	for _, url := range urls {
-		if s := statusAt(t, url, auth); s != 200 {
+		if s := statusAt(t, url, tok); s != 200 {
 			t.Fatalf("session from the first instance got %d at %s", s, url)
 		}
 	}
 	e.backend.last(t)
 
 	// Logout on one; the others refuse within the bound.
-	r := e.do(http.MethodPost, "/wecom/logout", "", auth)
-	if r.status != http.StatusNoContent {
+	if r := e.do(http.MethodPost, "/wecom/logout", "", "Authorization: Bearer "+tok); r.status != http.StatusNoContent {
 		t.Fatalf("logout: %d", r.status)
 	}
-	if s := statusAt(t, a, auth); s != 401 {
+	if s := statusAt(t, a, tok); s != 401 {
 		t.Fatalf("logged-out session got %d on the instance that logged it out", s)
 	}
 	start := time.Now()
 	testcaddy.WaitFor(t, 10*time.Second, "the logout to reach the other instances", func() bool {
-		return statusAt(t, urls[0], auth) == 401 && statusAt(t, urls[1], auth) == 401
+		return statusAt(t, urls[0], tok) == 401 && statusAt(t, urls[1], tok) == 401
 	})
 	t.Logf("logout reached the other instances after %v", time.Since(start).Round(100*time.Millisecond))
 
 	// And the other way round: a session from process b, logged out there.
-	resp, err := http.Post(b+"/wecom/login", "application/json", strings.NewReader(fmt.Sprintf(`{"code":%q}`, e.code("acme", "zhangsan"))))
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("login on another instance: %v %v", err, resp)
-	}
-	var body struct{ Token string }
-	decodeJSON(t, resp, &body)
-	auth = "Authorization: Bearer " + body.Token
-	if s := statusAt(t, a, auth); s != 200 {
+	other := e.at(b, e.sim)
+	tok = login(t, other, "acme", "zhangsan")
+	if s := statusAt(t, a, tok); s != 200 {
 		t.Fatalf("session from another instance got %d here", s)
 	}
-	req, _ := http.NewRequest(http.MethodPost, b+"/wecom/logout", nil)
-	req.Header.Set("Authorization", "Bearer "+body.Token)
-	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 204 {
-		t.Fatalf("logout on another instance: %v %v", err, resp)
+	if r := other.do(http.MethodPost, "/wecom/logout", "", "Authorization: Bearer "+tok); r.status != http.StatusNoContent {
+		t.Fatalf("logout on another instance: %d", r.status)
 	}
 	testcaddy.WaitFor(t, 10*time.Second, "the logout to reach this instance", func() bool {
-		return statusAt(t, a, auth) == 401
+		return statusAt(t, a, tok) == 401
 	})
 }
 
-// startProcess runs this test binary as a Caddy with cfg until the test
-// ends, and waits until it answers at url.
-func startProcess(t *testing.T, cfg, url string) {
+// startProcess runs cmd (this test binary, with the sockets it serves
+// inherited) as a Caddy with cfg until the test ends, and waits until it
+// answers at url.
+func startProcess(t *testing.T, cmd *exec.Cmd, cfg, url string) {
 	t.Helper()
 	file := filepath.Join(t.TempDir(), "Caddyfile")
 	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
 		t.Error(err)
 		return
 	}
-	var out bytes.Buffer
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), runCaddyEnv+"="+file)
+	var out syncBuffer
+	cmd.Env = append(cmd.Env, runCaddyEnv+"="+file)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Error(err)
 		return
 	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+		<-exited
 		if t.Failed() {
 			t.Logf("output of the Caddy at %s:\n%s", url, lastLines(out.String(), 30))
 		}
 	})
+	// The socket is bound already, so a request waits in its backlog
+	// until the process serves it; the short timeout only lets the loop
+	// notice a process that died.
+	client := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
-		if resp, err := http.Get(url + "/wecom/session"); err == nil {
+		select {
+		case <-exited:
+			t.Errorf("the Caddy at %s exited", url)
+			return
+		default:
+		}
+		if resp, err := client.Get(url + "/wecom/session"); err == nil {
 			resp.Body.Close()
 			return
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
 	t.Errorf("the Caddy at %s did not start", url)
 }
 
-func statusAt(t *testing.T, base, header string) int {
+// syncBuffer is a bytes.Buffer that a process's output and the test may
+// use at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// statusAt is the status of GET /api/x at base with the token.
+func statusAt(t *testing.T, base, token string) int {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, base+"/api/x", nil)
-	name, val, _ := strings.Cut(header, ":")
-	req.Header.Set(name, strings.TrimSpace(val))
+	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -12,9 +12,12 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/caddyserver/caddy/v2"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/wecomgate/wecomgate/module/internal/testcaddy"
+	"github.com/wecomgate/wecomgate/module/wecomauth"
 
 	_ "github.com/wecomgate/wecomgate/module"
 )
@@ -32,151 +35,170 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// gatewayOptions say how startGateway writes the Caddyfile. The zero value
+// is the test world's gateway (wecom_auth then reverse_proxy to the
+// recording backend) beside the simulator.
+type gatewayOptions struct {
+	// extra goes inside the wecom_auth block, after api_base and the corps.
+	extra string
+	// site is the gateway site's body: %s stands for the wecom_auth
+	// directive, {backend} for the backend's address. "" is wecom_auth then
+	// reverse_proxy. A site that writes "wecom_auth <matcher> %s" gets only
+	// the directive's block for %s.
+	site string
+	// global are more global options; admin is off unless they name an
+	// admin address (testcaddy's, as Addr.CaddyAddr writes it).
+	global string
+	// corps are the gateway's; nil is gatewayCorps().
+	corps []wecomauth.CorpConfig
+	// sites returns more site blocks before Caddy starts, given the env for
+	// its addresses; it may add to e.global.
+	sites func(e *env) string
+	// sim is the base URL of a simulator the test runs itself; "" serves
+	// the test world's simulator from the same Caddy.
+	sim string
+}
+
 // env is one running Caddy with the gateway in front of a recording
 // backend, and the WeCom simulator beside it.
 type env struct {
 	t       *testing.T
 	gw      string // base URL of the gateway
+	gwAddr  testcaddy.Addr
 	sim     string // base URL of the simulator
+	ownSim  bool   // the simulator is a site of this Caddy
 	backend *recorder
 	client  *http.Client
-	config  func(extra string) string // the whole Caddyfile
-	global  string                    // global options besides admin off
-	sites   string                    // more site blocks
+	// clock is every wecom_auth handler's clock in the running config:
+	// tests advance it instead of sleeping through recheck or stale_grace.
+	clock  *movedClock
+	site   string
+	extra  string // the wecom_auth block's extra lines, as last loaded
+	global string
+	corps  []wecomauth.CorpConfig // a test may change them for a reload
+	sites  string
 }
 
-// Secrets and users of the test world. "other" is a corp the simulator
-// knows but the gateway does not allow.
-const (
-	acmeSecret    = "acme-secret-0123456789"
-	partnerSecret = "partner-secret-0123456789"
-	otherSecret   = "other-secret-0123456789"
-)
-
-const simulatorBlock = `
-	wecom_simulator {
-		dev_path /sim
-		corp acme {
-			corp_id wwacme
-			secret ` + acmeSecret + `
-			user zhangsan 张三 {
-				department 1 2
-			}
-			user lisi 李四 {
-				department 2
-				status 2
-			}
-			user wangwu 王五 {
-				hidden
-			}
-			user zhouba 周八 {
-				department 4
-				status 4
-			}
-		}
-		corp partner {
-			corp_id wwpartner
-			secret ` + partnerSecret + `
-			user zhaoliu 赵六 {
-				department 7
-			}
-			user qianqi 钱七 {
-				department 8
-			}
-		}
-		corp other {
-			corp_id wwother
-			secret ` + otherSecret + `
-			user sunjiu 孙九
-		}
-	}`
-
-// gatewayCorps are the gateway's corp blocks; a test may swap them.
-var gatewayCorps = `
-		corp acme {
-			corp_id wwacme
-			secret ` + acmeSecret + `
-		}
-		corp partner {
-			corp_id wwpartner
-			secret ` + partnerSecret + `
-			allow_departments 7
-		}`
-
-// startEnv runs gateway, simulator and backend; extra goes inside the
-// wecom_auth block.
-func startEnv(t *testing.T, extra string) *env {
+// startGateway runs gateway, simulator and backend as o says, until the
+// test ends.
+func startGateway(t *testing.T, o gatewayOptions) *env {
 	t.Helper()
-	return startEnvWith(t, extra, "")
-}
-
-// startEnvWith also takes the gateway's site body around wecom_auth: %s in
-// siteTemplate is replaced by the wecom_auth directive, {backend} by the
-// backend's address. "" means wecom_auth then reverse_proxy. A template
-// that writes "wecom_auth <matcher> %s" gets only the block for %s.
-func startEnvWith(t *testing.T, extra, siteTemplate string) *env {
-	t.Helper()
-	return startEnvGlobal(t, extra, siteTemplate, "")
-}
-
-// startEnvGlobal also takes global options (admin off unless they name an
-// admin address).
-func startEnvGlobal(t *testing.T, extra, siteTemplate, global string) *env {
-	t.Helper()
-	return startEnvSites(t, extra, siteTemplate, global, nil)
-}
-
-// startEnvSites also adds site blocks, made by sites from the env (for its
-// addresses) before Caddy starts.
-func startEnvSites(t *testing.T, extra, siteTemplate, global string, sites func(*env) string) *env {
-	t.Helper()
-	ports := testcaddy.Ports(t, 2)
-	rec := newRecorder(t)
-	if siteTemplate == "" {
-		siteTemplate = "%s\n\treverse_proxy {backend}"
-	}
-	site := strings.ReplaceAll(siteTemplate, "{backend}", rec.addr)
+	addrs := testcaddy.Listen(t, 2)
 	e := &env{
 		t:       t,
-		gw:      fmt.Sprintf("http://127.0.0.1:%d", ports[0]),
-		sim:     fmt.Sprintf("http://127.0.0.1:%d", ports[1]),
-		backend: rec,
+		gw:      addrs[0].URL(),
+		gwAddr:  addrs[0],
+		sim:     o.sim,
+		backend: newRecorder(t),
 		client:  &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
-		global:  global,
+		clock:   newMovedClock(),
+		site:    o.site,
+		global:  o.global,
+		corps:   o.corps,
 	}
-	if sites != nil {
-		e.sites = sites(e)
+	if e.sim == "" {
+		e.sim, e.ownSim = addrs[1].URL(), true
 	}
-	e.config = func(extra string) string {
-		auth := fmt.Sprintf("wecom_auth {\n\t\tapi_base %s\n%s\n\t\t%s\n\t}", e.sim, gatewayCorps, extra)
-		if strings.Contains(site, "wecom_auth ") {
-			auth = strings.TrimPrefix(auth, "wecom_auth ")
-		}
-		global := e.global
-		if !strings.Contains(global, "admin ") {
-			global += "\n\tadmin off"
-		}
-		return fmt.Sprintf("{\n%s\n}\n%s {\n\t%s\n}\n%s {\n%s\n}\n%s\n",
-			global, e.gw, strings.Replace(site, "%s", auth, 1), e.sim, simulatorBlock, e.sites)
+	if e.site == "" {
+		e.site = "%s\n\treverse_proxy {backend}"
 	}
-	testcaddy.Start(t, e.config(extra))
+	if e.corps == nil {
+		e.corps = gatewayCorps()
+	}
+	if o.sites != nil {
+		e.sites = o.sites(e)
+	}
+	e.extra = o.extra
+	testcaddy.Start(t, e.config(e.extra))
+	e.setClocks()
 	return e
+}
+
+// config is the whole Caddyfile, with extra inside the wecom_auth block.
+func (e *env) config(extra string) string {
+	auth := fmt.Sprintf("wecom_auth {\n\t\tapi_base %s\n%s\n\t\t%s\n\t}", e.sim, corpBlocks(e.corps), extra)
+	site := strings.ReplaceAll(e.site, "{backend}", e.backend.addr)
+	if strings.Contains(site, "wecom_auth ") {
+		auth = strings.TrimPrefix(auth, "wecom_auth ")
+	}
+	global := "\t" + testcaddy.DefaultBind + "\n" + e.global
+	if !strings.Contains(e.global, "admin ") {
+		global += "\n\tadmin off"
+	}
+	var sim string
+	if e.ownSim {
+		sim = fmt.Sprintf("%s {\n\t%s\n}\n", e.sim, simulatorBlock(testWorld()))
+	}
+	return fmt.Sprintf("{\n%s\n}\n%s {\n\t%s\n}\n%s%s\n", global, e.gw, strings.Replace(site, "%s", auth, 1), sim, e.sites)
 }
 
 // reload replaces the running config with one whose wecom_auth block has
 // extra in place of the original extra lines.
 func (e *env) reload(extra string) {
 	e.t.Helper()
+	e.extra = extra
 	testcaddy.Load(e.t, e.config(extra))
+	e.setClocks()
+}
+
+// setClocks gives the handlers of the running config the env's clock.
+func (e *env) setClocks() {
+	for _, h := range runningHandlers(e.t) {
+		wecomauth.SetClock(h, e.clock.Now)
+	}
+}
+
+// runningHandlers are the provisioned wecom_auth handlers of the running
+// config: its HTTP servers' routes, into subroutes (Caddyfile sites are
+// subroutes).
+func runningHandlers(tb testing.TB) []*wecomauth.Handler {
+	tb.Helper()
+	app, err := caddy.ActiveContext().AppIfConfigured("http")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var found []*wecomauth.Handler
+	var walk func(caddyhttp.RouteList)
+	walk = func(routes caddyhttp.RouteList) {
+		for _, rt := range routes {
+			for _, mh := range rt.Handlers {
+				switch v := mh.(type) {
+				case *wecomauth.Handler:
+					found = append(found, v)
+				case *caddyhttp.Subroute:
+					walk(v.Routes)
+				}
+			}
+		}
+	}
+	for _, srv := range app.(*caddyhttp.App).Servers {
+		walk(srv.Routes)
+	}
+	if len(found) == 0 {
+		tb.Fatal("no wecom_auth handler in the running config")
+	}
+	return found
+}
+
+// at is the env with its requests going to another gateway and simulator.
+func (e *env) at(gw, sim string) *env {
+	other := *e
+	other.gw, other.sim = gw, sim
+	return &other
 }
 
 // code mints a wx.qy.login code for a user of a simulator corp.
 func (e *env) code(corp, userID string) string {
 	e.t.Helper()
+	return e.mint(e.t, corp, userID)
+}
+
+func (e *env) mint(t testing.TB, corp, userID string) string {
+	t.Helper()
 	var out struct{ Code string }
-	e.simJSON(http.MethodPost, "/sim/code", map[string]string{"corp": corp, "userid": userID}, &out)
+	e.simCall(t, http.MethodPost, "/sim/code", map[string]string{"corp": corp, "userid": userID}, &out)
 	if out.Code == "" {
-		e.t.Fatalf("simulator minted no code for %s/%s", corp, userID)
+		t.Fatalf("simulator minted no code for %s/%s", corp, userID)
 	}
 	return out.Code
 }
@@ -184,6 +206,11 @@ func (e *env) code(corp, userID string) string {
 // simJSON calls the simulator's development interface.
 func (e *env) simJSON(method, path string, in, out any) {
 	e.t.Helper()
+	e.simCall(e.t, method, path, in, out)
+}
+
+func (e *env) simCall(t testing.TB, method, path string, in, out any) {
+	t.Helper()
 	var body io.Reader
 	if in != nil {
 		b, _ := json.Marshal(in)
@@ -195,16 +222,16 @@ func (e *env) simJSON(method, path string, in, out any) {
 	}
 	resp, err := e.client.Do(req)
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {
 		b, _ := io.ReadAll(resp.Body)
-		e.t.Fatalf("simulator %s %s: %d %s", method, path, resp.StatusCode, b)
+		t.Fatalf("simulator %s %s: %d %s", method, path, resp.StatusCode, b)
 	}
 	if out != nil {
 		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-			e.t.Fatal(err)
+			t.Fatal(err)
 		}
 	}
 }
@@ -217,26 +244,31 @@ func (e *env) counts() map[string]int {
 	return m
 }
 
-// reply is a gateway answer.
-type reply struct {
-	status int
-	header http.Header
-	body   map[string]any
-	raw    string
+// setUser changes a simulator user's fields (those of PUT /sim/users).
+func (e *env) setUser(corp, userID string, fields map[string]any) {
+	e.t.Helper()
+	body := map[string]any{"corp": corp, "userid": userID}
+	for k, v := range fields {
+		body[k] = v
+	}
+	e.simJSON(http.MethodPut, "/sim/users", body, nil)
 }
-
-func (r reply) str(key string) string { s, _ := r.body[key].(string); return s }
 
 // do sends a request to the gateway; headers are "Name: value" lines.
 func (e *env) do(method, path, body string, headers ...string) reply {
 	e.t.Helper()
+	return e.send(e.t, method, path, body, headers...)
+}
+
+func (e *env) send(t testing.TB, method, path, body string, headers ...string) reply {
+	t.Helper()
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
 	}
 	req, err := http.NewRequest(method, e.gw+path, rd)
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json") // as wx.request sends it
@@ -250,40 +282,11 @@ func (e *env) do(method, path, body string, headers ...string) reply {
 	}
 	resp, err := e.client.Do(req)
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
-	r := reply{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
-	_ = json.Unmarshal(raw, &r.body)
-	return r
-}
-
-// login signs a user in with a code and returns the token.
-func (e *env) login(corp, userID string) string {
-	e.t.Helper()
-	r := e.do(http.MethodPost, "/wecom/login", fmt.Sprintf(`{"code":%q,"corp":%q}`, e.code(corp, userID), corp))
-	if r.status != http.StatusOK || r.str("token") == "" {
-		e.t.Fatalf("login %s/%s: %d %s", corp, userID, r.status, r.raw)
-	}
-	return r.str("token")
-}
-
-// expectError checks a SPEC §6 error answer.
-func expectError(t *testing.T, r reply, status int, code string) {
-	t.Helper()
-	if r.status != status || r.str("error") != code {
-		t.Fatalf("got %d %s; want %d with error %q", r.status, r.raw, status, code)
-	}
-	if r.str("message") == "" {
-		t.Errorf("error %s has no message", code)
-	}
-	if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
-		t.Errorf("error Content-Type = %q", ct)
-	}
-	if status == http.StatusUnauthorized && r.header.Get("WWW-Authenticate") != `Bearer realm="wecom"` {
-		t.Errorf("401 without WWW-Authenticate: %q", r.header.Get("WWW-Authenticate"))
-	}
+	return newReply(resp.StatusCode, resp.Header, raw)
 }
 
 // recorder is the legacy backend: it answers 200 and remembers what it got.
@@ -319,6 +322,15 @@ func (r *recorder) last(t *testing.T) *http.Request {
 	req := r.reqs[len(r.reqs)-1]
 	r.reqs = nil
 	return req
+}
+
+// took returns the requests the backend got since the previous call.
+func (r *recorder) took() []*http.Request {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	reqs := r.reqs
+	r.reqs = nil
+	return reqs
 }
 
 // none checks the backend got nothing since the previous call.

@@ -2,19 +2,33 @@ package wecomauth_test
 
 import (
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
-
-	"github.com/wecomgate/wecomgate/module/internal/testcaddy"
 )
+
+// unboundPort is a port that was free a moment ago: bound and closed at
+// once. It is only for ports that cannot be testcaddy sockets: one where
+// nothing must listen (nothing in this binary binds it later; were another
+// process to, the test would fail, not pass wrongly), and nginx's, which
+// nginx binds itself (startNginx retries "address in use").
+func unboundPort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
 
 // WeCom failing in each way it can: logins answer 503 with Retry-After,
 // sessions already issued keep working.
 func TestWeComFaultsGiveRetryableLogins(t *testing.T) {
-	e := startEnv(t, "")
-	tok := e.login("acme", "zhangsan")
+	e := startGateway(t, gatewayOptions{})
+	tok := login(t, e, "acme", "zhangsan")
 	faults := []struct {
 		name       string
 		fault      map[string]any
@@ -47,9 +61,8 @@ func TestWeComFaultsGiveRetryableLogins(t *testing.T) {
 
 // A WeCom that refuses connections is an outage too, never a 500.
 func TestWeComUnreachable(t *testing.T) {
-	closed := testcaddy.Ports(t, 1)[0]
-	e := startEnvWithCorps(t, gatewayCorps)
-	e.reload(fmt.Sprintf("api_base http://127.0.0.1:%d", closed)) // nothing listens there
+	e := startGateway(t, gatewayOptions{})
+	e.reload(fmt.Sprintf("api_base http://127.0.0.1:%d", unboundPort(t))) // nothing listens there
 	r := e.do(http.MethodPost, "/wecom/login", `{"code":"abc"}`)
 	expectError(t, r, http.StatusServiceUnavailable, "wecom_unavailable")
 	expectError(t, e.do(http.MethodGet, "/api/x", "", "X-WeCom-Code: abc"), http.StatusServiceUnavailable, "wecom_unavailable")
@@ -59,7 +72,7 @@ func TestWeComUnreachable(t *testing.T) {
 // no failures; then every access token expires mid-traffic and is
 // refreshed without a failed request.
 func TestConcurrentColdLoginsAndTokenExpiry(t *testing.T) {
-	e := startEnv(t, "")
+	e := startGateway(t, gatewayOptions{})
 	const n = 1000
 	type attempt struct{ corp, code string }
 	attempts := make([]attempt, n)

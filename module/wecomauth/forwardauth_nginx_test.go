@@ -13,8 +13,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/wecomgate/wecomgate/module/internal/testcaddy"
 )
 
 // TestForwardAuthNginxRecipe runs docs/forward-auth.md's nginx recipe in a
@@ -25,8 +23,8 @@ func TestForwardAuthNginxRecipe(t *testing.T) {
 	if bin == "" {
 		t.Skip("nginx is not installed (apt-get install nginx-light, as .ci/run does): the nginx forward-auth recipe is not tested")
 	}
-	e, extra := startForwardAuthGateway(t, func(*env) string { return "" })
-	fwdCheckTrustedProxies(t, e, extra)
+	e := startForwardAuthGateway(t, func(*env) string { return "" })
+	fwdCheckTrustedProxies(t, e)
 	recipe := fwdSubstitute(t, fwdRecipe(t, "nginx"),
 		"127.0.0.1:8080", fwdAddr(e.gw),
 		"127.0.0.1:9000", e.backend.addr)
@@ -37,11 +35,11 @@ func TestForwardAuthNginxRecipe(t *testing.T) {
 	// error_page answers the gateway's JSON for it. Here the gateway is a
 	// port nobody listens on.
 	t.Run("gateway down", func(t *testing.T) {
-		dead := fmt.Sprintf("127.0.0.1:%d", testcaddy.Ports(t, 1)[0])
+		dead := fmt.Sprintf("127.0.0.1:%d", unboundPort(t))
 		down := startNginx(t, bin, fwdSubstitute(t, fwdRecipe(t, "nginx"),
 			"127.0.0.1:8080", dead,
 			"127.0.0.1:9000", e.backend.addr))
-		r := fwdDo(e, down, http.MethodGet, "/api/orders", "", "Authorization: Bearer "+e.login("acme", "zhangsan"))
+		r := fwdDo(e, down, http.MethodGet, "/api/orders", "", "Authorization: Bearer "+login(t, e, "acme", "zhangsan"))
 		expectError(t, r, http.StatusServiceUnavailable, "wecom_unavailable")
 		if ra := r.header.Get("Retry-After"); ra == "" {
 			t.Errorf("503 without Retry-After")
@@ -87,7 +85,7 @@ http {
 
 // startNginx runs nginx with the recipe until the test ends and returns its
 // base URL. nginx must bind the port itself, so the port comes from a
-// listener just closed (testcaddy.Ports); another process may take it in
+// listener just closed (unboundPort); another process may take it in
 // between, so an "Address already in use" start is retried with a new port,
 // up to 3 times.
 func startNginx(t *testing.T, bin, recipe string) string {
@@ -95,7 +93,7 @@ func startNginx(t *testing.T, bin, recipe string) string {
 	dir := t.TempDir()
 	var lastErr error
 	for attempt := 1; attempt <= 3; attempt++ {
-		port := testcaddy.Ports(t, 1)[0]
+		port := unboundPort(t)
 		conf := fmt.Sprintf(fwdNginxMain, dir,
 			fwdSubstitute(t, recipe, "listen 80;", fmt.Sprintf("listen 127.0.0.1:%d;", port)))
 		base, err := runNginx(t, bin, dir, conf, port)

@@ -12,8 +12,6 @@ import (
 	"strings"
 	"testing"
 
-	"golang.org/x/crypto/bcrypt"
-
 	"github.com/wecomgate/wecomgate/module/internal/testcaddy"
 )
 
@@ -26,9 +24,8 @@ import (
 // fronting proxy.
 
 const (
-	fwdAudience       = "app.example.com" // the doc's site and the gateway's assertion audience
-	fwdReviewPassword = "review-fwd-pass"
-	fwdForgedJWT      = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJib3NzIn0.forged"
+	fwdAudience  = "app.example.com" // the doc's site and the gateway's assertion audience
+	fwdForgedJWT = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJib3NzIn0.forged"
 )
 
 // fwdForged are the X-WeCom-* headers a hostile client sends, in spellings
@@ -100,32 +97,25 @@ func fwdAddr(base string) string { return strings.TrimPrefix(base, "http://") }
 
 // startForwardAuthGateway runs the gateway as docs/forward-auth.md sets it
 // up (assertion, respond 404 beyond its endpoints, the fronting proxy's
-// address 127.0.0.1 in its server's trusted_proxies) with a review account,
-// plus the site blocks that sites returns.
-func startForwardAuthGateway(t *testing.T, sites func(e *env) string) (*env, string) {
+// address 127.0.0.1 in its server's trusted_proxies) with the review
+// account, plus the site blocks that sites returns.
+func startForwardAuthGateway(t *testing.T, sites func(e *env) string) *env {
 	t.Helper()
-	hash, err := bcrypt.GenerateFromPassword([]byte(fwdReviewPassword), bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	extra := "assertion " + fwdAudience + `
-		review {
-			user reviewer ` + string(hash) + `
-			allow /api/public/*
-		}`
-	e := startEnvSites(t, extra, "route {\n\t\t%s\n\t\trespond 404\n\t}", "", func(e *env) string {
-		// Only the gateway's server trusts 127.0.0.1 (the fronting proxy);
-		// a fronting Caddy must not trust the test client.
-		_, port, _ := strings.Cut(fwdAddr(e.gw), ":")
-		e.global = "servers :" + port + " {\n\t\ttrusted_proxies static 127.0.0.1/32\n\t}"
-		return sites(e)
+	return startGateway(t, gatewayOptions{
+		extra: "assertion " + fwdAudience + "\n\t\t" + reviewBlock,
+		site:  "route {\n\t\t%s\n\t\trespond 404\n\t}",
+		sites: func(e *env) string {
+			// Only the gateway's server trusts 127.0.0.1 (the fronting
+			// proxy); a fronting Caddy must not trust the test client.
+			e.global = "servers " + e.gwAddr.CaddyAddr() + " {\n\t\ttrusted_proxies static 127.0.0.1/32\n\t}"
+			return sites(e)
+		},
 	})
-	return e, extra
 }
 
 // fwdCheckTrustedProxies checks that of the servers of the running config
 // only the gateway's has trusted_proxies.
-func fwdCheckTrustedProxies(t *testing.T, e *env, extra string) {
+func fwdCheckTrustedProxies(t *testing.T, e *env) {
 	t.Helper()
 	var cfg struct {
 		Apps struct {
@@ -137,20 +127,19 @@ func fwdCheckTrustedProxies(t *testing.T, e *env, extra string) {
 			} `json:"http"`
 		} `json:"apps"`
 	}
-	if err := json.Unmarshal(testcaddy.Adapt(t, e.config(extra)), &cfg); err != nil {
+	if err := json.Unmarshal(testcaddy.Adapt(t, e.config(e.extra)), &cfg); err != nil {
 		t.Fatal(err)
 	}
-	_, gwPort, _ := strings.Cut(fwdAddr(e.gw), ":")
 	found := false
 	for name, srv := range cfg.Apps.HTTP.Servers {
-		isGW := slices.Contains(srv.Listen, ":"+gwPort)
+		isGW := slices.Contains(srv.Listen, e.gwAddr.CaddyAddr())
 		found = found || isGW
 		if isGW != (len(srv.TrustedProxies) > 0) {
 			t.Errorf("server %s %v: trusted_proxies %s", name, srv.Listen, srv.TrustedProxies)
 		}
 	}
 	if !found {
-		t.Errorf("no server listens on the gateway's port %s", gwPort)
+		t.Errorf("no server listens on the gateway's %s", e.gwAddr.CaddyAddr())
 	}
 }
 
@@ -180,13 +169,6 @@ func fwdDo(e *env, base, method, path, body string, headers ...string) reply {
 	r := reply{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
 	_ = json.Unmarshal(raw, &r.body)
 	return r
-}
-
-// fwdDrain forgets what the backend got so far.
-func fwdDrain(r *recorder) {
-	r.mu.Lock()
-	r.reqs = nil
-	r.mu.Unlock()
 }
 
 // fwdIsWeCom reports whether a header name is one a backend may read as the
@@ -286,31 +268,6 @@ func fwdCheckBackend(t *testing.T, e *env, got *http.Request, want fwdWant) {
 	}
 }
 
-// fwdLogin signs a user in through the fronting proxy.
-func fwdLogin(t *testing.T, e *env, front, corp, user string) string {
-	t.Helper()
-	r := fwdDo(e, front, http.MethodPost, "/wecom/login", fmt.Sprintf(`{"code":%q,"corp":%q}`, e.code(corp, user), corp),
-		"Content-Type: application/json")
-	if r.status != http.StatusOK || r.str("token") == "" {
-		t.Fatalf("login through the proxy: %d %s", r.status, r.raw)
-	}
-	if c := r.header.Get("Set-Cookie"); !strings.HasPrefix(c, "wecom_session="+r.str("token")) {
-		t.Errorf("login through the proxy set no session cookie: %q", c)
-	}
-	return r.str("token")
-}
-
-// fwdReviewLogin signs the review account in through the fronting proxy.
-func fwdReviewLogin(t *testing.T, e *env, front string) string {
-	t.Helper()
-	r := fwdDo(e, front, http.MethodPost, "/wecom/review/login",
-		`{"username":"reviewer","password":"`+fwdReviewPassword+`"}`, "Content-Type: application/json")
-	if r.status != http.StatusOK || r.body["review"] != true || r.str("token") == "" {
-		t.Fatalf("review login through the proxy: %d %s", r.status, r.raw)
-	}
-	return r.str("token")
-}
-
 // fwdCred is one way of presenting a session, and what of the client's own
 // Cookie and Authorization the backend must still get.
 type fwdCred struct {
@@ -352,7 +309,7 @@ func fwdCredentials(tok string, nginx bool) map[string]fwdCred {
 // exerciseForwardAuth runs what both recipes must do, through the fronting
 // proxy at front.
 func exerciseForwardAuth(t *testing.T, e *env, front string, nginx bool) {
-	tok := fwdLogin(t, e, front, "acme", "zhangsan")
+	tok := login(t, e.at(front, e.sim), "acme", "zhangsan")
 	e.backend.none(t)
 	user := map[string]string{
 		"X-Wecom-Userid":     "zhangsan",
@@ -370,7 +327,7 @@ func exerciseForwardAuth(t *testing.T, e *env, front string, nginx bool) {
 						"Connection: X-WeCom-UserId, X-WeCom-Assertion, X-WeCom-Department")
 					r := fwdDo(e, front, m, "/api/orders/7?x=1", `{"item":1}`, hdrs...)
 					if r.status != http.StatusOK || r.body["backend"] != true {
-						fwdDrain(e.backend)
+						e.backend.took()
 						t.Fatalf("%d %s", r.status, r.raw)
 					}
 					fwdCheckBackend(t, e, e.backend.last(t), fwdWant{
@@ -383,7 +340,7 @@ func exerciseForwardAuth(t *testing.T, e *env, front string, nginx bool) {
 	})
 
 	t.Run("review session names identity headers in Connection", func(t *testing.T) {
-		rtok := fwdReviewLogin(t, e, front)
+		rtok := reviewLogin(t, e.at(front, e.sim))
 		review := map[string]string{"X-Wecom-Userid": "review:reviewer", "X-Wecom-Review": "1"}
 		for name, cred := range fwdCredentials(rtok, nginx) {
 			t.Run(name, func(t *testing.T) {
@@ -391,7 +348,7 @@ func exerciseForwardAuth(t *testing.T, e *env, front string, nginx bool) {
 					"Connection: X-WeCom-Review, keep-alive, X-WeCom-UserId,X-WeCom-Assertion")
 				r := fwdDo(e, front, http.MethodGet, "/api/public/a", "", hdrs...)
 				if r.status != http.StatusOK {
-					fwdDrain(e.backend)
+					e.backend.took()
 					t.Fatalf("%d %s", r.status, r.raw)
 				}
 				fwdCheckBackend(t, e, e.backend.last(t), fwdWant{
@@ -447,7 +404,7 @@ func exerciseForwardAuth(t *testing.T, e *env, front string, nginx bool) {
 			}
 		}
 		// A path the proxy sends to the backend is authenticated as usual.
-		fwdDrain(e.backend)
+		e.backend.took()
 	})
 
 	t.Run("the gateway's endpoints", func(t *testing.T) {
@@ -458,7 +415,7 @@ func exerciseForwardAuth(t *testing.T, e *env, front string, nginx bool) {
 		if r := fwdDo(e, front, http.MethodGet, "/wecom/jwks.json", ""); r.status != http.StatusOK || !strings.Contains(r.raw, `"keys"`) {
 			t.Errorf("jwks through the proxy: %d %s", r.status, r.raw)
 		}
-		other := fwdLogin(t, e, front, "acme", "zhangsan")
+		other := login(t, e.at(front, e.sim), "acme", "zhangsan")
 		if r := fwdDo(e, front, http.MethodPost, "/wecom/logout", "", "Cookie: theme=dark; wecom_session="+other); r.status != http.StatusNoContent {
 			t.Errorf("logout through the proxy: %d %s", r.status, r.raw)
 		}
@@ -476,28 +433,27 @@ func exerciseForwardAuth(t *testing.T, e *env, front string, nginx bool) {
 // servers that let some in (expected_underscore_headers) and older Caddy. A
 // second copy of the recipe on a server that lets them in shows it does.
 func TestForwardAuthCaddyRecipe(t *testing.T) {
-	ports := testcaddy.Ports(t, 2)
-	front := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
-	lax := fmt.Sprintf("http://127.0.0.1:%d", ports[1])
+	addrs := testcaddy.Listen(t, 2)
+	front, lax := addrs[0].URL(), addrs[1].URL()
 	var site string
-	e, extra := startForwardAuthGateway(t, func(e *env) string {
+	e := startForwardAuthGateway(t, func(e *env) string {
 		recipe := func(addr string) string {
 			return fwdSubstitute(t, fwdRecipe(t, "caddy"),
 				fwdAudience+" {", addr+" {",
 				"127.0.0.1:8080", fwdAddr(e.gw),
 				"127.0.0.1:9000", e.backend.addr)
 		}
-		e.global += fmt.Sprintf("\n\tservers :%d {\n\t\texpected_underscore_headers %s\n\t}",
-			ports[1], strings.Join(fwdUnderscoreNames, " "))
+		e.global += fmt.Sprintf("\n\tservers %s {\n\t\texpected_underscore_headers %s\n\t}",
+			addrs[1].CaddyAddr(), strings.Join(fwdUnderscoreNames, " "))
 		site = recipe(front)
 		return site + "\n" + recipe(lax)
 	})
-	fwdCheckTrustedProxies(t, e, extra)
+	fwdCheckTrustedProxies(t, e)
 	fwdCheckCaddyOrder(t, site)
 	exerciseForwardAuth(t, e, front, false)
 
 	t.Run("underscore spellings the server lets in", func(t *testing.T) {
-		tok := fwdLogin(t, e, lax, "acme", "zhangsan")
+		tok := login(t, e.at(lax, e.sim), "acme", "zhangsan")
 		hdrs := []string{"Authorization: Bearer " + tok, "Cookie: theme=dark"}
 		for _, n := range fwdUnderscoreNames {
 			hdrs = append(hdrs, n+": forged")

@@ -1,9 +1,8 @@
 package wecomauth_test
 
-// Fuzz targets of the wecom_auth handler. They call (*Handler).ServeHTTP
-// directly on a handler provisioned as Caddy provisions it, with api_base
-// pointing at an in-process WeCom simulator (httptest): no Caddy is started
-// per input, so each one costs a few hundred microseconds.
+// Fuzz targets of the wecom_auth handler, on the direct-handler fixture
+// (unit_test.go): no Caddy is started per input, so each one costs a few
+// hundred microseconds.
 //
 //	go test -run '^$' -fuzz '^FuzzLoginBody$' -fuzztime 20s ./module/wecomauth/
 //	go test -run '^$' -fuzz '^FuzzHeaderHygiene$' -fuzztime 20s ./module/wecomauth/
@@ -21,233 +20,14 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/wecomgate/wecomgate/module/wecomauth"
-	"github.com/wecomgate/wecomgate/module/wecomsim"
 )
 
-const (
-	fzReviewUser     = "reviewer"
-	fzReviewPassword = "review-demo"
-	fzSessionKey     = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
-)
-
-// fzCaddyContext is a Caddy context with storage and a logging setup that
-// discards everything, as Provision needs (a bare caddy.Context has no
-// storage). Its storage is the test's isolated data folder (TestMain).
-func fzCaddyContext(tb testing.TB) caddy.Context {
-	tb.Helper()
-	var cfg caddy.Config
-	if err := json.Unmarshal([]byte(`{"logging":{"logs":{"default":{"writer":{"output":"discard"}}}}}`), &cfg); err != nil {
-		tb.Fatal(err)
-	}
-	pctx, err := caddy.ProvisionContext(&cfg)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	ctx, cancel := caddy.NewContext(pctx)
-	tb.Cleanup(cancel)
-	return ctx
-}
-
-// unitGW is a provisioned wecom_auth handler in front of an in-process
-// simulator with the users of the e2e tests.
-type unitGW struct {
-	h      *wecomauth.Handler
-	sim    *wecomsim.Simulator
-	simURL string
-}
-
-func newUnitGW(tb testing.TB) *unitGW {
-	tb.Helper()
-	sim := wecomsim.New(wecomsim.Config{Corps: []wecomsim.Corp{
-		{Name: "acme", CorpID: "wwacme", Secret: acmeSecret, Users: []wecomsim.User{
-			{UserID: "zhangsan", Name: "张三", Departments: []int64{1, 2}},
-			{UserID: "lisi", Name: "李四", Departments: []int64{2}, Status: wecomsim.StatusDisabled},
-			{UserID: "wangwu", Name: "王五", Hidden: true},
-		}},
-		{Name: "partner", CorpID: "wwpartner", Secret: partnerSecret, Users: []wecomsim.User{
-			{UserID: "zhaoliu", Name: "赵六", Departments: []int64{7}},
-			{UserID: "qianqi", Name: "钱七", Departments: []int64{8}},
-		}},
-		{Name: "other", CorpID: "wwother", Secret: otherSecret, Users: []wecomsim.User{
-			{UserID: "sunjiu", Name: "孙九"},
-		}},
-	}})
-	srv := httptest.NewServer(sim)
-	tb.Cleanup(srv.Close)
-
-	// bcrypt's minimum cost keeps review logins fast enough to fuzz.
-	hash, err := bcrypt.GenerateFromPassword([]byte(fzReviewPassword), bcrypt.MinCost)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	h := &wecomauth.Handler{
-		APIBase: srv.URL,
-		Corps: []wecomauth.CorpConfig{
-			{Name: "acme", CorpID: "wwacme", Secret: acmeSecret},
-			{Name: "partner", CorpID: "wwpartner", Secret: partnerSecret, AllowDepartments: []int64{7}},
-		},
-		SessionKeys: []string{fzSessionKey},
-		Review: &wecomauth.ReviewConfig{
-			Users: []wecomauth.ReviewUser{{Username: fzReviewUser, PasswordHash: string(hash)}},
-			Allow: []string{"/api/public/*", "/api/version"},
-		},
-		// Failures are what a fuzzer produces: never let the limiter
-		// answer every later input with 429.
-		LoginRate: &wecomauth.LoginRate{Failures: 1 << 30, Window: caddy.Duration(time.Hour)},
-	}
-	if err := h.Provision(fzCaddyContext(tb)); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { _ = h.Cleanup() })
-	if err := h.Validate(); err != nil {
-		tb.Fatal(err)
-	}
-	return &unitGW{h: h, sim: sim, simURL: srv.URL}
-}
-
-// fzPrepare gives r the context Caddy's server gives every request.
-func fzPrepare(r *http.Request) *http.Request {
-	r.RemoteAddr = "192.0.2.7:40000"
-	return caddyhttp.PrepareRequest(r, caddy.NewReplacer(), nil, nil)
-}
-
-// nextProbe is the next handler: it records whether it ran and what it saw.
-type nextProbe struct {
-	called bool
-	header http.Header
-	path   string
-}
-
-func (p *nextProbe) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
-	p.called = true
-	p.header = r.Header.Clone()
-	p.path = r.URL.Path
-	w.WriteHeader(http.StatusOK)
-	return nil
-}
-
-// serve runs one request through the handler.
-func (g *unitGW) serve(t testing.TB, r *http.Request) (*httptest.ResponseRecorder, *nextProbe) {
-	t.Helper()
-	rec := httptest.NewRecorder()
-	next := &nextProbe{}
-	if err := g.h.ServeHTTP(rec, fzPrepare(r), next); err != nil {
-		t.Fatalf("ServeHTTP %s %s returned an error instead of answering: %v", r.Method, r.URL, err)
-	}
-	return rec, next
-}
-
-// jsonPost is a POST with a JSON body, as the mini program sends it.
-func jsonPost(path, body string) *http.Request {
-	r := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
-	r.Header.Set("Content-Type", "application/json")
-	return r
-}
-
-// mint is wx.qy.login for a simulator user.
-func (g *unitGW) mint(t testing.TB, corp, user string) string {
-	t.Helper()
-	code, err := g.sim.MintCode(corp, user)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return code
-}
-
-// login signs a user in through POST /wecom/login and returns the token.
-func (g *unitGW) login(t testing.TB, corp, user string) string {
-	t.Helper()
-	body := `{"code":"` + g.mint(t, corp, user) + `","corp":"` + corp + `"}`
-	rec, _ := g.serve(t, jsonPost("/wecom/login", body))
-	var out struct{ Token string }
-	if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &out) != nil || out.Token == "" {
-		t.Fatalf("login %s/%s: %d %s", corp, user, rec.Code, rec.Body)
-	}
-	return out.Token
-}
-
-func (g *unitGW) reviewLogin(t testing.TB) string {
-	t.Helper()
-	body := `{"username":"` + fzReviewUser + `","password":"` + fzReviewPassword + `"}`
-	rec, _ := g.serve(t, jsonPost("/wecom/review/login", body))
-	var out struct{ Token string }
-	if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &out) != nil || out.Token == "" {
-		t.Fatalf("review login: %d %s", rec.Code, rec.Body)
-	}
-	return out.Token
-}
-
-// errorStatus is SPEC §6 (and the endpoints' own 404/405): code → status.
-var errorStatus = map[string]int{
-	"invalid_request":    http.StatusBadRequest,
-	"unauthenticated":    http.StatusUnauthorized,
-	"invalid_code":       http.StatusUnauthorized,
-	"corp_not_allowed":   http.StatusForbidden,
-	"wrong_corp":         http.StatusConflict,
-	"user_not_allowed":   http.StatusForbidden,
-	"user_inactive":      http.StatusForbidden,
-	"review_forbidden":   http.StatusForbidden,
-	"rate_limited":       http.StatusTooManyRequests,
-	"wecom_unavailable":  http.StatusServiceUnavailable,
-	"wecom_error":        http.StatusBadGateway,
-	"not_found":          http.StatusNotFound,
-	"method_not_allowed": http.StatusMethodNotAllowed,
-}
-
-// checkErrorAnswer checks a §6 error answer and returns its code.
-func checkErrorAnswer(t testing.TB, rec *httptest.ResponseRecorder, allowed ...string) string {
-	t.Helper()
-	var body struct {
-		Error   string `json:"error"`
-		Message string `json:"message"`
-		Corp    string `json:"corp"`
-	}
-	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
-		t.Fatalf("%d answer is not JSON: %q", rec.Code, rec.Body)
-	}
-	want, known := errorStatus[body.Error]
-	if !known || want != rec.Code {
-		t.Fatalf("answer %d with error %q: not a §6 code with that status (body %s)", rec.Code, body.Error, rec.Body)
-	}
-	if len(allowed) > 0 && !contains(allowed, body.Error) {
-		t.Fatalf("error %q here; want one of %v (body %s)", body.Error, allowed, rec.Body)
-	}
-	if body.Message == "" {
-		t.Fatalf("error %q without a message", body.Error)
-	}
-	if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
-		t.Fatalf("error answer Content-Type %q", ct)
-	}
-	switch rec.Code {
-	case http.StatusUnauthorized:
-		if rec.Header().Get("WWW-Authenticate") != `Bearer realm="wecom"` {
-			t.Fatalf("401 without WWW-Authenticate")
-		}
-	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
-		if rec.Header().Get("Retry-After") == "" {
-			t.Fatalf("%d without Retry-After", rec.Code)
-		}
-	}
-	if body.Error == "wrong_corp" && body.Corp == "" {
-		t.Fatalf("wrong_corp names no corp: %s", rec.Body)
-	}
-	if sc := rec.Header().Values("Set-Cookie"); len(sc) > 0 {
-		t.Fatalf("an error answer sets a cookie: %q", sc)
-	}
-	return body.Error
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
+// fuzzLimits keeps the login limiter out of the way: failures are what a
+// fuzzer produces, and it must not answer every later input with 429.
+func fuzzLimits(h *wecomauth.Handler) {
+	h.LoginRate = &wecomauth.LoginRate{Failures: 1 << 30, Window: caddy.Duration(time.Hour)}
 }
 
 // Placeholders a login body may hold: each becomes a code freshly minted
@@ -299,7 +79,7 @@ var fzLoginSeeds = []string{
 // answered, as JSON, with 200 and a working token only for a real code or
 // the right password, and otherwise with a §6 error.
 func FuzzLoginBody(f *testing.F) {
-	g := newUnitGW(f)
+	g := newUnitGW(f, fuzzLimits)
 	for _, s := range fzLoginSeeds {
 		f.Add(false, []byte(s))
 		f.Add(true, []byte(s))
@@ -325,7 +105,7 @@ func FuzzLoginBody(f *testing.F) {
 			t.Fatalf("a login request reached the next handler")
 		}
 		if rec.Code != http.StatusOK {
-			checkErrorAnswer(t, rec, "invalid_request", "unauthenticated", "invalid_code", "corp_not_allowed",
+			expectErrorOf(t, recorded(rec), "invalid_request", "unauthenticated", "invalid_code", "corp_not_allowed",
 				"wrong_corp", "user_not_allowed", "user_inactive", "wecom_unavailable", "wecom_error")
 			return
 		}
@@ -352,10 +132,10 @@ func FuzzLoginBody(f *testing.F) {
 		if review {
 			var in struct{ Username, Password string }
 			_ = json.NewDecoder(strings.NewReader(body)).Decode(&in)
-			if in.Username != fzReviewUser || in.Password != fzReviewPassword {
+			if in.Username != reviewUser || in.Password != reviewPassword {
 				t.Fatalf("review login succeeded for %q/%q", in.Username, in.Password)
 			}
-			wantUser = "review:" + fzReviewUser
+			wantUser = "review:" + reviewUser
 		} else {
 			var in struct{ Code, Corp string }
 			_ = json.NewDecoder(strings.NewReader(body)).Decode(&in)
@@ -397,7 +177,7 @@ var (
 		"X-Wecom-Department": "1,2",
 	}
 	identityReviewer = map[string]string{
-		"X-Wecom-Userid": "review:" + fzReviewUser,
+		"X-Wecom-Userid": "review:" + reviewUser,
 		"X-Wecom-Review": "1",
 	}
 )
@@ -468,9 +248,9 @@ var fzHygieneSeeds = []struct {
 // fresh code for zhangsan), so the fuzzer can vary how a credential is
 // presented.
 func FuzzHeaderHygiene(f *testing.F) {
-	g := newUnitGW(f)
-	userTok := g.login(f, "acme", "zhangsan")
-	reviewTok := g.reviewLogin(f)
+	g := newUnitGW(f, fuzzLimits)
+	userTok := login(f, g, "acme", "zhangsan")
+	reviewTok := reviewLogin(f, g)
 
 	for _, s := range fzHygieneSeeds {
 		f.Add(s.mode, s.name1, s.val1, s.name2, s.val2)
@@ -568,7 +348,7 @@ func FuzzHeaderHygiene(f *testing.F) {
 			}
 			return
 		}
-		checkErrorAnswer(t, rec)
+		expectErrorOf(t, recorded(rec))
 	})
 }
 
@@ -631,7 +411,7 @@ var fzCaddyfileSeeds = []string{
 // configuration that parses provisions, validates and serves without
 // panicking either.
 func FuzzCaddyfile(f *testing.F) {
-	ctx := fzCaddyContext(f)
+	ctx := caddyContext(f)
 	for _, s := range fzCaddyfileSeeds {
 		f.Add(s)
 	}
@@ -669,7 +449,7 @@ func FuzzCaddyfile(f *testing.F) {
 			r.Header.Set("X-WeCom-UserId", "boss")
 			rec := httptest.NewRecorder()
 			next := &nextProbe{}
-			if err := h.ServeHTTP(rec, fzPrepare(r), next); err != nil {
+			if err := h.ServeHTTP(rec, prepareRequest(r), next); err != nil {
 				t.Fatalf("%s: ServeHTTP error %v", p, err)
 			}
 			if next.called {

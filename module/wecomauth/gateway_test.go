@@ -6,10 +6,12 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/wecomgate/wecomgate/module/wecomauth"
 )
 
 func TestLoginAnswersTokenAndCookie(t *testing.T) {
-	e := startEnv(t, "")
+	e := startGateway(t, gatewayOptions{})
 	r := e.do(http.MethodPost, "/wecom/login", fmt.Sprintf(`{"code":%q}`, e.code("acme", "zhangsan")))
 	if r.status != http.StatusOK {
 		t.Fatalf("login: %d %s", r.status, r.raw)
@@ -33,8 +35,8 @@ func TestLoginAnswersTokenAndCookie(t *testing.T) {
 }
 
 func TestBearerSessionReachesBackendWithIdentity(t *testing.T) {
-	e := startEnv(t, "")
-	tok := e.login("acme", "zhangsan")
+	e := startGateway(t, gatewayOptions{})
+	tok := login(t, e, "acme", "zhangsan")
 	r := e.do(http.MethodGet, "/api/orders?x=1", "", "Authorization: Bearer "+tok)
 	if r.status != http.StatusOK {
 		t.Fatalf("protected request: %d %s", r.status, r.raw)
@@ -64,8 +66,8 @@ func TestBearerSessionReachesBackendWithIdentity(t *testing.T) {
 }
 
 func TestCookieSessionKeepsOtherCookies(t *testing.T) {
-	e := startEnv(t, "")
-	tok := e.login("acme", "zhangsan")
+	e := startGateway(t, gatewayOptions{})
+	tok := login(t, e, "acme", "zhangsan")
 	r := e.do(http.MethodGet, "/api/x", "", "Cookie: theme=dark; wecom_session="+tok+"; lang=zh")
 	if r.status != http.StatusOK {
 		t.Fatalf("cookie session: %d %s", r.status, r.raw)
@@ -82,7 +84,7 @@ func TestCookieSessionKeepsOtherCookies(t *testing.T) {
 // Spoofed identity headers never pass, whatever their case, with or
 // without a valid session, and on every path.
 func TestClientWeComHeadersAreStripped(t *testing.T) {
-	e := startEnv(t, "")
+	e := startGateway(t, gatewayOptions{})
 	spoof := []string{
 		"X-WeCom-UserId: boss", "x-wecom-corpid: wwacme", "X-WECOM-CORP: acme",
 		"X-Wecom-Review: 1", "X-WeCom-Department: 1", "X-WeCom-Name: boss", "X-WeCom-Anything: x",
@@ -92,7 +94,7 @@ func TestClientWeComHeadersAreStripped(t *testing.T) {
 	expectError(t, r, http.StatusUnauthorized, "unauthenticated")
 	e.backend.none(t)
 
-	tok := e.login("partner", "zhaoliu")
+	tok := login(t, e, "partner", "zhaoliu")
 	r = e.do(http.MethodGet, "/api/x", "", append(spoof, "Authorization: Bearer "+tok)...)
 	if r.status != http.StatusOK {
 		t.Fatalf("%d %s", r.status, r.raw)
@@ -120,7 +122,7 @@ func TestClientWeComHeadersAreStripped(t *testing.T) {
 // Inline login: X-WeCom-Code on any protected request signs in on the way
 // and hands the new token back in X-WeCom-Session.
 func TestInlineCodeLogin(t *testing.T) {
-	e := startEnv(t, "")
+	e := startGateway(t, gatewayOptions{})
 	r := e.do(http.MethodGet, "/api/x", "", "X-WeCom-Code: "+e.code("partner", "zhaoliu"), "X-WeCom-Corp: partner")
 	if r.status != http.StatusOK {
 		t.Fatalf("inline login: %d %s", r.status, r.raw)
@@ -146,7 +148,7 @@ func TestInlineCodeLogin(t *testing.T) {
 // A client retrying the same code gets a session for the same user, with a
 // fresh token, and WeCom sees the code once.
 func TestSameCodeTwiceYieldsSameUser(t *testing.T) {
-	e := startEnv(t, "")
+	e := startGateway(t, gatewayOptions{})
 	code := e.code("acme", "zhangsan")
 	body := fmt.Sprintf(`{"code":%q}`, code)
 	a := e.do(http.MethodPost, "/wecom/login", body)
@@ -173,7 +175,7 @@ func TestSameCodeTwiceYieldsSameUser(t *testing.T) {
 }
 
 func TestLoginErrors(t *testing.T) {
-	e := startEnv(t, "")
+	e := startGateway(t, gatewayOptions{})
 	post := func(body string) reply { return e.do(http.MethodPost, "/wecom/login", body) }
 	code := func(corp, user string) string { return fmt.Sprintf(`{"code":%q}`, e.code(corp, user)) }
 
@@ -208,7 +210,7 @@ func TestLoginErrors(t *testing.T) {
 // A code of another configured corp, exchanged with the first corp's
 // token, is answered wrong_corp naming the corp to retry with.
 func TestWrongCorpNamesTheCorp(t *testing.T) {
-	e := startEnv(t, "")
+	e := startGateway(t, gatewayOptions{})
 	r := e.do(http.MethodPost, "/wecom/login", fmt.Sprintf(`{"code":%q}`, e.code("partner", "zhaoliu")))
 	expectError(t, r, http.StatusConflict, "wrong_corp")
 	if r.str("corp") != "partner" {
@@ -221,12 +223,9 @@ func TestWrongCorpNamesTheCorp(t *testing.T) {
 }
 
 func TestAllowUsers(t *testing.T) {
-	e := startEnvWithCorps(t, `
-		corp acme {
-			corp_id wwacme
-			secret `+acmeSecret+`
-			allow_users lisi zhangsan
-		}`)
+	e := startGateway(t, gatewayOptions{corps: []wecomauth.CorpConfig{
+		{Name: "acme", CorpID: "wwacme", Secret: acmeSecret, AllowUsers: []string{"lisi", "zhangsan"}},
+	}})
 	if r := e.do(http.MethodPost, "/wecom/login", fmt.Sprintf(`{"code":%q}`, e.code("acme", "zhangsan"))); r.status != 200 {
 		t.Fatalf("allowed user refused: %d %s", r.status, r.raw)
 	}
@@ -235,8 +234,8 @@ func TestAllowUsers(t *testing.T) {
 }
 
 func TestWeComFailures(t *testing.T) {
-	e := startEnv(t, "")
-	tok := e.login("acme", "zhangsan") // gettoken and user/get now cached
+	e := startGateway(t, gatewayOptions{})
+	tok := login(t, e, "acme", "zhangsan") // gettoken and user/get now cached
 
 	e.simJSON(http.MethodPost, "/sim/faults", map[string]any{"endpoint": "jscode2session", "status": 500}, nil)
 	r := e.do(http.MethodPost, "/wecom/login", `{"code":"abcdef"}`)
@@ -257,11 +256,9 @@ func TestWeComFailures(t *testing.T) {
 }
 
 func TestWrongSecretIsWeComError(t *testing.T) {
-	e := startEnvWithCorps(t, `
-		corp acme {
-			corp_id wwacme
-			secret not-the-secret
-		}`)
+	e := startGateway(t, gatewayOptions{corps: []wecomauth.CorpConfig{
+		{Name: "acme", CorpID: "wwacme", Secret: "not-the-secret"},
+	}})
 	r := e.do(http.MethodPost, "/wecom/login", fmt.Sprintf(`{"code":%q}`, e.code("acme", "zhangsan")))
 	expectError(t, r, http.StatusBadGateway, "wecom_error")
 	if strings.Contains(r.raw, "not-the-secret") {
@@ -270,8 +267,8 @@ func TestWrongSecretIsWeComError(t *testing.T) {
 }
 
 func TestUnauthenticated(t *testing.T) {
-	e := startEnv(t, "")
-	tok := e.login("acme", "zhangsan")
+	e := startGateway(t, gatewayOptions{})
+	tok := login(t, e, "acme", "zhangsan")
 	tampered := flipMiddleChar(tok) // the last character may carry only padding bits
 	cases := map[string][]string{
 		"no credential":               nil,
@@ -292,8 +289,8 @@ func TestUnauthenticated(t *testing.T) {
 }
 
 func TestSessionEndpointAndLogout(t *testing.T) {
-	e := startEnv(t, "")
-	tok := e.login("acme", "zhangsan")
+	e := startGateway(t, gatewayOptions{})
+	tok := login(t, e, "acme", "zhangsan")
 	auth := "Authorization: Bearer " + tok
 
 	r := e.do(http.MethodGet, "/wecom/session", "", auth)
@@ -318,14 +315,14 @@ func TestSessionEndpointAndLogout(t *testing.T) {
 	e.backend.none(t)
 
 	// Another session of the same user lives on.
-	if r := e.do(http.MethodGet, "/api/x", "", "Authorization: Bearer "+e.login("acme", "zhangsan")); r.status != 200 {
+	if r := e.do(http.MethodGet, "/api/x", "", "Authorization: Bearer "+login(t, e, "acme", "zhangsan")); r.status != 200 {
 		t.Errorf("a new session after logout: %d %s", r.status, r.raw)
 	}
 }
 
 func TestForwardAuthEndpoint(t *testing.T) {
-	e := startEnv(t, "")
-	tok := e.login("acme", "zhangsan")
+	e := startGateway(t, gatewayOptions{})
+	tok := login(t, e, "acme", "zhangsan")
 	r := e.do(http.MethodGet, "/wecom/auth", "", "Authorization: Bearer "+tok, "X-WeCom-UserId: boss")
 	if r.status != 200 || r.header.Get("X-WeCom-UserId") != "zhangsan" || r.header.Get("X-WeCom-Corp") != "acme" ||
 		r.header.Get("X-WeCom-Department") != "1,2" {
@@ -336,7 +333,7 @@ func TestForwardAuthEndpoint(t *testing.T) {
 }
 
 func TestUnknownEndpoint(t *testing.T) {
-	e := startEnv(t, "")
+	e := startGateway(t, gatewayOptions{})
 	expectError(t, e.do(http.MethodGet, "/wecom/nope", ""), http.StatusNotFound, "not_found")
 	// A path that merely starts with the prefix's letters is an ordinary
 	// protected path.
@@ -346,12 +343,12 @@ func TestUnknownEndpoint(t *testing.T) {
 // Placeholders reach later handlers; http.auth.user.id is what Caddy's
 // access log shows as user_id.
 func TestPlaceholders(t *testing.T) {
-	e := startEnvWith(t, "", `route {
+	e := startGateway(t, gatewayOptions{site: `route {
 		%s
 		request_header X-Seen-User "{http.auth.user.id}|{http.auth.user.corpid}|{http.auth.user.corp}|{http.auth.user.name}|{http.auth.user.department}"
 		reverse_proxy {backend}
-	}`)
-	tok := e.login("acme", "zhangsan")
+	}`})
+	tok := login(t, e, "acme", "zhangsan")
 	if r := e.do(http.MethodGet, "/api/x", "", "Authorization: Bearer "+tok); r.status != 200 {
 		t.Fatalf("%d %s", r.status, r.raw)
 	}
@@ -361,7 +358,7 @@ func TestPlaceholders(t *testing.T) {
 }
 
 func TestCustomCookieAndEndpoints(t *testing.T) {
-	e := startEnv(t, "cookie_name sid\n\t\tendpoints /auth/wecom/")
+	e := startGateway(t, gatewayOptions{extra: "cookie_name sid\n\t\tendpoints /auth/wecom/"})
 	r := e.do(http.MethodPost, "/auth/wecom/login", fmt.Sprintf(`{"code":%q}`, e.code("acme", "zhangsan")))
 	if r.status != 200 || !strings.HasPrefix(r.header.Get("Set-Cookie"), "sid=") {
 		t.Fatalf("login at custom prefix: %d %v", r.status, r.header)
@@ -370,13 +367,4 @@ func TestCustomCookieAndEndpoints(t *testing.T) {
 		t.Errorf("custom cookie refused: %d %s", r.status, r.raw)
 	}
 	expectError(t, e.do(http.MethodPost, "/wecom/login", `{"code":"x"}`), http.StatusUnauthorized, "unauthenticated")
-}
-
-// startEnvWithCorps replaces the default corp blocks.
-func startEnvWithCorps(t *testing.T, corps string) *env {
-	t.Helper()
-	saved := gatewayCorps
-	gatewayCorps = corps
-	t.Cleanup(func() { gatewayCorps = saved })
-	return startEnv(t, "")
 }

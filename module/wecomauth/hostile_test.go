@@ -68,15 +68,6 @@ func rawGet(e *env, target string, lines ...string) string {
 	return b.String()
 }
 
-// backendTook returns the requests the backend got since the last call.
-func backendTook(e *env) []*http.Request {
-	e.backend.mu.Lock()
-	defer e.backend.mu.Unlock()
-	reqs := e.backend.reqs
-	e.backend.reqs = nil
-	return reqs
-}
-
 // onlyGatewayIdentity fails unless the X-WeCom-* headers the backend got
 // are exactly want (canonical names).
 func onlyGatewayIdentity(t *testing.T, what string, got http.Header, want map[string]string) {
@@ -96,7 +87,7 @@ var zhangsanAtBackend = map[string]string{
 // Caddy reads at most 16 KiB of request headers (431 beyond); below that
 // the gateway itself answers.
 func TestHostileOversizedInput(t *testing.T) {
-	e := startEnv(t, reviewBlock)
+	e := startGateway(t, gatewayOptions{extra: reviewBlock})
 	for _, size := range []int{8 << 10, 64 << 10} {
 		big := strings.Repeat("A", size)
 		for _, c := range []struct {
@@ -168,7 +159,7 @@ func TestHostileOversizedInput(t *testing.T) {
 	}
 
 	// Many X-WeCom-* headers (as many as fit in 16 KiB): all stripped.
-	tok := e.login("acme", "zhangsan")
+	tok := login(t, e, "acme", "zhangsan")
 	lines := []string{"Authorization: Bearer " + tok}
 	for i := range 200 {
 		lines = append(lines, fmt.Sprintf("X-WeCom-Spoof-%d: %d", i, i), fmt.Sprintf("x-wecom-userid: boss%d", i))
@@ -177,7 +168,7 @@ func TestHostileOversizedInput(t *testing.T) {
 	if many.status != http.StatusOK {
 		t.Fatalf("400 spoofed headers with a valid session: %d %s", many.status, many.body)
 	}
-	for _, got := range backendTook(e) {
+	for _, got := range e.backend.took() {
 		onlyGatewayIdentity(t, "many spoofed headers", got.Header, zhangsanAtBackend)
 	}
 	e.backend.none(t)
@@ -185,8 +176,8 @@ func TestHostileOversizedInput(t *testing.T) {
 
 // Bytes that are not UTF-8, in header names and values and in bodies.
 func TestHostileNonUTF8(t *testing.T) {
-	e := startEnv(t, "")
-	tok := e.login("acme", "zhangsan")
+	e := startGateway(t, gatewayOptions{})
+	tok := login(t, e, "acme", "zhangsan")
 
 	// Header names with such bytes are not HTTP tokens: the server refuses them.
 	for _, name := range []string{"X-WeCom-UserId\xff", "X-We\xc3\x87om-UserId", "\xff\xfe"} {
@@ -194,7 +185,7 @@ func TestHostileNonUTF8(t *testing.T) {
 		if r.status < 400 || r.status >= 500 {
 			t.Errorf("header name %q: %d", name, r.status)
 		}
-		for _, got := range backendTook(e) {
+		for _, got := range e.backend.took() {
 			onlyGatewayIdentity(t, fmt.Sprintf("name %q", name), got.Header, zhangsanAtBackend)
 		}
 	}
@@ -203,7 +194,7 @@ func TestHostileNonUTF8(t *testing.T) {
 	if r.status != http.StatusOK {
 		t.Errorf("a value with 0xff: %d %s", r.status, r.body)
 	}
-	for _, got := range backendTook(e) {
+	for _, got := range e.backend.took() {
 		onlyGatewayIdentity(t, "value 0xff", got.Header, zhangsanAtBackend)
 	}
 	// …and as a credential they are simply not one.
@@ -238,9 +229,9 @@ func isUTF8JSON(s string) bool {
 // More than one credential: refused when they are of one kind, decided by
 // the Bearer token when they differ, and none reaches the backend.
 func TestHostileDuplicateCredentials(t *testing.T) {
-	e := startEnv(t, "")
-	a := e.login("acme", "zhangsan")
-	b := e.login("partner", "zhaoliu")
+	e := startGateway(t, gatewayOptions{})
+	a := login(t, e, "acme", "zhangsan")
+	b := login(t, e, "partner", "zhaoliu")
 
 	expectError(t, e.do(http.MethodGet, "/api/x", "", "Authorization: Bearer "+a, "Authorization: Bearer "+a),
 		http.StatusUnauthorized, "unauthenticated")
@@ -284,8 +275,8 @@ func TestHostileDuplicateCredentials(t *testing.T) {
 // cookie is spelled: a backend parses cookies as Go's net/http does
 // (blanks around the name trimmed, one pair of quotes removed).
 func TestHostileCookieSpellingsNeverReachBackend(t *testing.T) {
-	e := startEnv(t, "")
-	tok := e.login("acme", "zhangsan")
+	e := startGateway(t, gatewayOptions{})
+	tok := login(t, e, "acme", "zhangsan")
 	var leaked []string
 	for _, c := range []string{
 		"wecom_session=" + tok,
@@ -326,8 +317,8 @@ func TestHostileCookieSpellingsNeverReachBackend(t *testing.T) {
 // backend: the server refuses the request, or the spoof is one more
 // X-WeCom-* header the gateway strips.
 func TestHostileHeaderInjection(t *testing.T) {
-	e := startEnv(t, "")
-	tok := e.login("acme", "zhangsan")
+	e := startGateway(t, gatewayOptions{})
+	tok := login(t, e, "acme", "zhangsan")
 	auth := "Authorization: Bearer " + tok
 	for _, req := range []string{
 		rawGet(e, "/api/x", auth, "X-Note: a\rX-WeCom-UserId: boss"),
@@ -348,14 +339,14 @@ func TestHostileHeaderInjection(t *testing.T) {
 		if r.status >= 500 {
 			t.Errorf("%q: %d %s", truncate(req, 120), r.status, r.body)
 		}
-		for _, got := range backendTook(e) {
+		for _, got := range e.backend.took() {
 			onlyGatewayIdentity(t, fmt.Sprintf("%q", truncate(req, 120)), got.Header, zhangsanAtBackend)
 		}
 	}
 
 	// A display name from WeCom with CR/LF stays one percent-encoded value.
-	setUser(e, "acme", "zhangsan", map[string]any{"name": "张三\r\nX-WeCom-UserId: boss\r\n"})
-	evil := e.login("acme", "zhangsan")
+	e.setUser("acme", "zhangsan", map[string]any{"name": "张三\r\nX-WeCom-UserId: boss\r\n"})
+	evil := login(t, e, "acme", "zhangsan")
 	r := e.do(http.MethodGet, "/api/x", "", "Authorization: Bearer "+evil)
 	if r.status != http.StatusOK {
 		t.Fatalf("name with CR/LF: %d %s", r.status, r.raw)
@@ -396,9 +387,9 @@ func TestHostileUnderscoreHeadersToFastCGI(t *testing.T) {
 	}()
 	t.Cleanup(func() { l.Close() })
 
-	e := startEnvWith(t, reviewBlock, "%s\n\treverse_proxy "+l.Addr().String()+" {\n\t\ttransport fastcgi\n\t}")
-	tok := e.login("acme", "zhangsan")
-	rtok := reviewLogin(e)
+	e := startGateway(t, gatewayOptions{extra: reviewBlock, site: "%s\n\treverse_proxy " + l.Addr().String() + " {\n\t\ttransport fastcgi\n\t}"})
+	tok := login(t, e, "acme", "zhangsan")
+	rtok := reviewLogin(t, e)
 
 	spoofed := map[string]bool{}
 	for range 40 {
@@ -442,8 +433,8 @@ func TestHostileUnderscoreHeadersToFastCGI(t *testing.T) {
 // matching its allow rules (/api/public/*, /api/version) as the backend
 // sees them: the path the gateway judged must be the path that goes on.
 func TestHostileReviewPathTricks(t *testing.T) {
-	e := startEnv(t, reviewBlock)
-	rtok := reviewLogin(e)
+	e := startGateway(t, gatewayOptions{extra: reviewBlock})
+	rtok := reviewLogin(t, e)
 	auth := "Authorization: Bearer " + rtok
 
 	tricks := []string{
@@ -475,7 +466,7 @@ func TestHostileReviewPathTricks(t *testing.T) {
 	var passed []pathFinding
 	for _, p := range tricks {
 		r := rawDo(t, e.gw, rawGet(e, p, auth))
-		reqs := backendTook(e)
+		reqs := e.backend.took()
 		switch {
 		case r.status >= 500:
 			t.Errorf("%s: %d", p, r.status)

@@ -8,19 +8,10 @@ import (
 	"time"
 )
 
-func setUser(e *env, corp, userID string, fields map[string]any) {
-	e.t.Helper()
-	body := map[string]any{"corp": corp, "userid": userID}
-	for k, v := range fields {
-		body[k] = v
-	}
-	e.simJSON(http.MethodPut, "/sim/users", body, nil)
-}
-
 // A user changed in WeCom is refused on the first request after `recheck`,
 // and until then passes on what WeCom said before.
 func TestRecheckRefusesChangedUsers(t *testing.T) {
-	e := startEnv(t, "recheck 1s")
+	e := startGateway(t, gatewayOptions{extra: "recheck 1s"})
 	cases := []struct {
 		corp, user string
 		change     map[string]any
@@ -37,11 +28,11 @@ func TestRecheckRefusesChangedUsers(t *testing.T) {
 			if tc.user == "zhaoliu" {
 				restore = map[string]any{"department": []int{7}}
 			}
-			setUser(e, tc.corp, tc.user, restore)
-			tok := e.login(tc.corp, tc.user)
+			e.setUser(tc.corp, tc.user, restore)
+			tok := login(t, e, tc.corp, tc.user)
 			auth := "Authorization: Bearer " + tok
 
-			setUser(e, tc.corp, tc.user, tc.change)
+			e.setUser(tc.corp, tc.user, tc.change)
 			if r := e.do(http.MethodGet, "/api/x", "", auth); r.status != 200 {
 				t.Fatalf("refused within recheck: %d %s", r.status, r.raw)
 			}
@@ -50,14 +41,14 @@ func TestRecheckRefusesChangedUsers(t *testing.T) {
 			e.backend.last(t) // the one request that passed
 		})
 	}
-	setUser(e, "acme", "zhangsan", map[string]any{"status": 1, "hidden": false})
+	e.setUser("acme", "zhangsan", map[string]any{"status": 1, "hidden": false})
 }
 
 // However many of a user's requests arrive at once, a recheck is one
 // user/get.
 func TestRecheckIsOneCallPerUser(t *testing.T) {
-	e := startEnv(t, "recheck 1s")
-	tok := e.login("acme", "zhangsan")
+	e := startGateway(t, gatewayOptions{extra: "recheck 1s"})
+	tok := login(t, e, "acme", "zhangsan")
 	time.Sleep(1100 * time.Millisecond)
 	// Slow user/get so that every request arrives while it is in flight.
 	e.simJSON(http.MethodPost, "/sim/faults", map[string]any{"endpoint": "user/get", "delay": "300ms", "count": 1}, nil)
@@ -85,8 +76,8 @@ func TestRecheckIsOneCallPerUser(t *testing.T) {
 // While WeCom is down, users checked within stale_grace pass; older
 // checks get 503. Logins need WeCom and get 503 at once.
 func TestStaleGrace(t *testing.T) {
-	e := startEnv(t, "recheck 1s\n\t\tstale_grace 3s")
-	tok := e.login("acme", "zhangsan")
+	e := startGateway(t, gatewayOptions{extra: "recheck 1s\n\t\tstale_grace 3s"})
+	tok := login(t, e, "acme", "zhangsan")
 	auth := "Authorization: Bearer " + tok
 	e.simJSON(http.MethodPost, "/sim/faults", map[string]any{"status": 502}, nil)
 	defer e.simJSON(http.MethodDelete, "/sim/faults", nil, nil)

@@ -39,10 +39,10 @@ func TestSignInsInFlightAreBounded(t *testing.T) {
 	h := &wecomauth.Handler{
 		APIBase:     srv.URL,
 		Corps:       []wecomauth.CorpConfig{{Name: "acme", CorpID: "wwacme", Secret: acmeSecret}},
-		SessionKeys: []string{fzSessionKey},
+		SessionKeys: []string{testSessionKey},
 		LoginRate:   &wecomauth.LoginRate{Failures: 1, Window: caddy.Duration(time.Minute)},
 	}
-	if err := h.Provision(fzCaddyContext(t)); err != nil {
+	if err := h.Provision(caddyContext(t)); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = h.Cleanup() })
@@ -55,7 +55,7 @@ func TestSignInsInFlightAreBounded(t *testing.T) {
 		body  map[string]string
 	}
 	login := func(ip string) answer {
-		r := fzPrepare(jsonPost("/wecom/login", `{"code":"bogus-`+ip+`"}`))
+		r := prepareRequest(jsonPost("/wecom/login", `{"code":"bogus-`+ip+`"}`))
 		caddyhttp.SetVar(r.Context(), caddyhttp.ClientIPVarKey, ip)
 		rec := httptest.NewRecorder()
 		if err := h.ServeHTTP(rec, r, &nextProbe{}); err != nil {

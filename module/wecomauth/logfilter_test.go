@@ -44,18 +44,18 @@ func TestExampleLogFiltersHideCodesAndAssertions(t *testing.T) {
 		"log default {\n\t\toutput file "+defaultLog+"\n\t\tlevel DEBUG", 1)
 	site := strings.Replace(blockOf(t, string(example), "log {"), "log {", "log {\n\t\toutput file "+accessLog, 1)
 
-	e := startEnvGlobal(t, "assertion api.example", `%s
+	e := startGateway(t, gatewayOptions{extra: "assertion api.example", global: global, site: `%s
 	handle /down/* {
 		reverse_proxy 127.0.0.1:1
 	}
 	reverse_proxy {backend}
-	`+site, global)
+	` + site})
 
 	code := e.code("acme", "zhangsan")
 	if r := e.do(http.MethodGet, "/down/x", "", "X-WeCom-Code: "+code); r.status != http.StatusBadGateway {
 		t.Fatalf("inline login to a backend that is down: %d %s", r.status, r.raw)
 	}
-	tok := e.login("acme", "zhangsan")
+	tok := login(t, e, "acme", "zhangsan")
 	if r := e.do(http.MethodGet, "/api/x", "", "Authorization: Bearer "+tok); r.status != http.StatusOK {
 		t.Fatalf("protected request: %d %s", r.status, r.raw)
 	}

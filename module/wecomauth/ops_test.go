@@ -14,10 +14,10 @@ import (
 
 // Metrics are on Caddy's metrics endpoint, named wecom_*.
 func TestMetrics(t *testing.T) {
-	admin := fmt.Sprintf("127.0.0.1:%d", testcaddy.Ports(t, 1)[0])
-	e := startEnvGlobal(t, "recheck 1s", "", "admin "+admin+"\n\tmetrics")
+	admin := testcaddy.Listen(t, 1)[0]
+	e := startGateway(t, gatewayOptions{extra: "recheck 1s", global: "admin " + admin.CaddyAddr() + "\n\tmetrics"})
 	scrape := func() map[string]float64 {
-		resp, err := http.Get("http://" + admin + "/metrics")
+		resp, err := http.Get(admin.URL() + "/metrics")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -38,7 +38,7 @@ func TestMetrics(t *testing.T) {
 		return m
 	}
 	before := scrape()
-	tok := e.login("acme", "zhangsan")
+	tok := login(t, e, "acme", "zhangsan")
 	e.do(http.MethodPost, "/wecom/login", `{"code":"nope"}`)
 	e.do(http.MethodPost, "/wecom/login", fmt.Sprintf(`{"code":%q}`, e.code("acme", "lisi")))
 	after := scrape()

@@ -1,7 +1,6 @@
 package wecomauth_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -16,7 +15,7 @@ import (
 // Retry-After, and it blocks good sign-ins from that address too until the
 // window passes. 403s (real users WeCom refuses) are not counted.
 func TestLoginRateLimit(t *testing.T) {
-	e := startEnv(t, "login_rate 3 1m\n\t\t"+reviewBlock)
+	e := startGateway(t, gatewayOptions{extra: "login_rate 3 1m\n\t\t" + reviewBlock})
 	for range 5 {
 		r := e.do(http.MethodPost, "/wecom/login", fmt.Sprintf(`{"code":%q}`, e.code("acme", "lisi")))
 		expectError(t, r, http.StatusForbidden, "user_inactive")
@@ -29,7 +28,7 @@ func TestLoginRateLimit(t *testing.T) {
 	if s, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || s < 1 || s > 60 {
 		t.Errorf("Retry-After = %q", r.header.Get("Retry-After"))
 	}
-	expectError(t, e.do(http.MethodPost, "/wecom/review/login", `{"username":"reviewer","password":"review-demo"}`),
+	expectError(t, e.do(http.MethodPost, "/wecom/review/login", reviewLoginBody),
 		http.StatusTooManyRequests, "rate_limited")
 	expectError(t, e.do(http.MethodGet, "/api/x", "", "X-WeCom-Code: abc"), http.StatusTooManyRequests, "rate_limited")
 	e.backend.none(t)
@@ -56,9 +55,7 @@ func postFrom(t *testing.T, client *http.Client, url, body string, headers ...st
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
-	r := reply{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
-	_ = json.Unmarshal(raw, &r.body)
-	return r
+	return newReply(resp.StatusCode, resp.Header, raw)
 }
 
 // clientAt is an HTTP client whose connections come from localIP.
@@ -101,7 +98,7 @@ func concurrently(n int, send func(i int) reply) map[string]int {
 // times: each attempt reserves its unit before calling WeCom. Another
 // client is not affected.
 func TestLoginRateHoldsUnderConcurrency(t *testing.T) {
-	e := startEnv(t, "login_rate 5 1m")
+	e := startGateway(t, gatewayOptions{extra: "login_rate 5 1m"})
 	before := e.counts()["jscode2session"]
 	client := clientAt(t, "127.0.0.1")
 	tally := concurrently(200, func(i int) reply {
@@ -125,7 +122,7 @@ func TestLoginRateHoldsUnderConcurrency(t *testing.T) {
 // and the refused ones answer 429 before it, so the 401s count the
 // comparisons.
 func TestReviewLoginRateHoldsUnderConcurrency(t *testing.T) {
-	e := startEnv(t, "login_rate 5 1m\n\t\t"+reviewBlock)
+	e := startGateway(t, gatewayOptions{extra: "login_rate 5 1m\n\t\t" + reviewBlock})
 	client := clientAt(t, "127.0.0.1")
 	tally := concurrently(60, func(i int) reply {
 		return postFrom(t, client, e.gw+"/wecom/review/login", fmt.Sprintf(`{"username":"reviewer","password":"guess-%d"}`, i))
@@ -140,7 +137,7 @@ func TestReviewLoginRateHoldsUnderConcurrency(t *testing.T) {
 // IPv4 clients (also written IPv4-mapped) by their address. Each is limited
 // on its own.
 func TestLoginRateKeysIPv6By64AndIPv4ByAddress(t *testing.T) {
-	e := startEnvGlobal(t, "login_rate 3 1m", "", "servers {\n\t\ttrusted_proxies static 127.0.0.1/32\n\t}")
+	e := startGateway(t, gatewayOptions{extra: "login_rate 3 1m", global: "servers {\n\t\ttrusted_proxies static 127.0.0.1/32\n\t}"})
 	bogus := func(from string) reply {
 		return e.do(http.MethodPost, "/wecom/login", `{"code":"guess"}`, "X-Forwarded-For: "+from)
 	}

@@ -19,8 +19,8 @@ import (
 // trusted_proxies must not make a client a forward-auth peer, or it could
 // mint assertions for any method and path.
 func TestForwardAuthPeersAreNotTrustedProxies(t *testing.T) {
-	e := startEnvGlobal(t, "assertion app.example\n\t\tforward_auth_from 127.0.0.2", "", "servers {\n\t\ttrusted_proxies static 127.0.0.0/8\n\t}")
-	tok := e.login("acme", "zhangsan")
+	e := startGateway(t, gatewayOptions{extra: "assertion app.example\n\t\tforward_auth_from 127.0.0.2", site: "", global: "servers {\n\t\ttrusted_proxies static 127.0.0.0/8\n\t}"})
+	tok := login(t, e, "acme", "zhangsan")
 	r := doFrom(t, "127.0.0.3", e.gw+"/wecom/auth", "Authorization: Bearer "+tok, "X-Forwarded-For: 203.0.113.7",
 		"X-Forwarded-Method: DELETE", "X-Forwarded-Uri: /internal/admin/users/42")
 	if r.status != http.StatusOK || r.header.Get("X-WeCom-UserId") != "zhangsan" {
@@ -38,10 +38,10 @@ func TestForwardAuthPeersAreNotTrustedProxies(t *testing.T) {
 // the matcher leaves out (the cookie goes to every path), and leaves a
 // public path's own Bearer tokens alone.
 func TestTokenNeverReachesPathsOutsideTheMatcher(t *testing.T) {
-	e := startEnvWith(t, "", `@gateway path /api/* /wecom/*
+	e := startGateway(t, gatewayOptions{site: `@gateway path /api/* /wecom/*
 	wecom_auth @gateway %s
-	reverse_proxy {backend}`)
-	tok := e.login("acme", "zhangsan")
+	reverse_proxy {backend}`})
+	tok := login(t, e, "acme", "zhangsan")
 	r := e.do(http.MethodGet, "/static/app.js", "", "Cookie: theme=dark; wecom_session="+tok, "Authorization: Bearer "+tok)
 	if r.status != http.StatusOK {
 		t.Fatalf("public path: %d %s", r.status, r.raw)
@@ -62,7 +62,7 @@ func TestTokenNeverReachesPathsOutsideTheMatcher(t *testing.T) {
 // An inline code refused for any reason before WeCom spent it is burned,
 // not only on 429: a 400 (unknown corp) leaves it in the access log.
 func TestInlineCodeRefusedAnyWayIsBurned(t *testing.T) {
-	e := startEnv(t, "")
+	e := startGateway(t, gatewayOptions{})
 	code := e.code("acme", "zhangsan")
 	expectError(t, e.do(http.MethodGet, "/api/x", "", "X-WeCom-Code: "+code, "X-WeCom-Corp: acme-typo"), http.StatusBadRequest, "invalid_request")
 	r := doFrom(t, "127.0.0.9", e.gw+"/api/x", "X-WeCom-Code: "+code)
@@ -73,8 +73,8 @@ func TestInlineCodeRefusedAnyWayIsBurned(t *testing.T) {
 // Review sessions lose the headers some backends route on instead of the
 // request line.
 func TestReviewSessionLosesRoutingOverrides(t *testing.T) {
-	e := startEnv(t, reviewBlock)
-	tok := reviewLogin(e)
+	e := startGateway(t, gatewayOptions{extra: reviewBlock})
+	tok := reviewLogin(t, e)
 	r := e.do(http.MethodGet, "/api/public/a", "", "Authorization: Bearer "+tok, "X-Original-URL: /api/admin", "X-Rewrite-URL: /api/admin", "X-HTTP-Method-Override: DELETE")
 	if r.status != http.StatusOK {
 		t.Fatalf("review request: %d %s", r.status, r.raw)
@@ -92,7 +92,7 @@ func TestReviewSessionLosesRoutingOverrides(t *testing.T) {
 // what is left).
 func TestOversizedDrippingLoginBodyIsCutOff(t *testing.T) {
 	defer wecomauth.SetLoginBodyTimeout(300 * time.Millisecond)()
-	e := startEnv(t, "")
+	e := startGateway(t, gatewayOptions{})
 	addr := strings.TrimPrefix(e.gw, "http://")
 	c, err := net.Dial("tcp", addr)
 	if err != nil {

@@ -6,24 +6,9 @@ import (
 	"time"
 )
 
-// Password: review-demo.
-const reviewBlock = `review {
-			user reviewer $2a$10$gj7argJclI6sBw5KGGCtXud16zwhsehRL7iZ3X6KTa2uIFjkZh.hy
-			allow /api/public/* /api/version
-		}`
-
-func reviewLogin(e *env) string {
-	e.t.Helper()
-	r := e.do(http.MethodPost, "/wecom/review/login", `{"username":"reviewer","password":"review-demo"}`)
-	if r.status != 200 || r.body["review"] != true || r.str("userid") != "review:reviewer" || r.str("token") == "" {
-		e.t.Fatalf("review login: %d %s", r.status, r.raw)
-	}
-	return r.str("token")
-}
-
 func TestReviewSessionReachesOnlyAllowedPaths(t *testing.T) {
-	e := startEnv(t, reviewBlock)
-	auth := "Authorization: Bearer " + reviewLogin(e)
+	e := startGateway(t, gatewayOptions{extra: reviewBlock})
+	auth := "Authorization: Bearer " + reviewLogin(t, e)
 
 	for _, p := range []string{"/api/public/a", "/api/public/a/b?x=1", "/api/version", "/API/PUBLIC/a"} {
 		r := e.do(http.MethodGet, p, "", auth, "X-WeCom-CorpId: wwacme")
@@ -59,7 +44,7 @@ func TestReviewSessionReachesOnlyAllowedPaths(t *testing.T) {
 }
 
 func TestReviewLoginFailures(t *testing.T) {
-	e := startEnv(t, reviewBlock)
+	e := startGateway(t, gatewayOptions{extra: reviewBlock})
 	post := func(body string) reply { return e.do(http.MethodPost, "/wecom/review/login", body) }
 	expectError(t, post(`{"username":"reviewer","password":"nope"}`), 401, "unauthenticated")
 	expectError(t, post(`{"username":"ghost","password":"review-demo"}`), 401, "unauthenticated")
@@ -87,21 +72,21 @@ func TestReviewLoginFailures(t *testing.T) {
 }
 
 func TestNoReviewBlockMeansNoReviewLogin(t *testing.T) {
-	e := startEnv(t, "")
+	e := startGateway(t, gatewayOptions{})
 	expectError(t, e.do(http.MethodPost, "/wecom/review/login", `{"username":"a","password":"b"}`), 404, "not_found")
 }
 
 // A review token stops working when its account leaves the configuration.
 func TestReviewSessionEndsWithItsAccount(t *testing.T) {
-	e := startEnv(t, reviewBlock+"\n\t\tsession_key AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
-	tok := reviewLogin(e)
+	e := startGateway(t, gatewayOptions{extra: reviewBlock + "\n\t\tsession_key AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="})
+	tok := reviewLogin(t, e)
 	e.reload("session_key AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
 	expectError(t, e.do(http.MethodGet, "/api/public/a", "", "Authorization: Bearer "+tok), 401, "unauthenticated")
 }
 
 func TestReviewSessionEndpointHasNoCorp(t *testing.T) {
-	e := startEnv(t, reviewBlock)
-	r := e.do(http.MethodGet, "/wecom/session", "", "Authorization: Bearer "+reviewLogin(e))
+	e := startGateway(t, gatewayOptions{extra: reviewBlock})
+	r := e.do(http.MethodGet, "/wecom/session", "", "Authorization: Bearer "+reviewLogin(t, e))
 	if r.status != 200 || r.body["review"] != true || r.str("userid") != "review:reviewer" {
 		t.Fatalf("review session: %d %s", r.status, r.raw)
 	}
@@ -113,8 +98,8 @@ func TestReviewSessionEndpointHasNoCorp(t *testing.T) {
 // A client's Connection header cannot make the proxy drop the gateway's
 // own headers after wecom_auth set them.
 func TestConnectionHeaderCannotDropIdentityHeaders(t *testing.T) {
-	e := startEnv(t, reviewBlock)
-	auth := "Authorization: Bearer " + reviewLogin(e)
+	e := startGateway(t, gatewayOptions{extra: reviewBlock})
+	auth := "Authorization: Bearer " + reviewLogin(t, e)
 	if r := e.do(http.MethodGet, "/api/public/a", "", auth, "Connection: X-WeCom-Review, X-WeCom-UserId"); r.status != 200 {
 		t.Fatalf("%d %s", r.status, r.raw)
 	}

@@ -28,7 +28,7 @@ import (
 // Item 1: a top-level wecom_auth protects handle, handle_path and route
 // blocks; before, it was ordered after them and never saw their requests.
 func TestTopLevelWecomAuthProtectsHandleBlocks(t *testing.T) {
-	e := startEnvWith(t, "", `handle /api/* {
+	e := startGateway(t, gatewayOptions{site: `handle /api/* {
 		reverse_proxy {backend}
 	}
 	handle_path /v2/* {
@@ -37,8 +37,8 @@ func TestTopLevelWecomAuthProtectsHandleBlocks(t *testing.T) {
 	route /r/* {
 		reverse_proxy {backend}
 	}
-	%s`)
-	tok := e.login("acme", "zhangsan")
+	%s`})
+	tok := login(t, e, "acme", "zhangsan")
 	for _, p := range []string{"/api/orders", "/v2/orders", "/r/orders"} {
 		expectError(t, e.do(http.MethodGet, p, "", "X-WeCom-UserId: boss"), http.StatusUnauthorized, "unauthenticated")
 		e.backend.none(t)
@@ -55,8 +55,8 @@ func TestTopLevelWecomAuthProtectsHandleBlocks(t *testing.T) {
 // Item 2: with a matcher, client X-WeCom-* headers still go from every
 // request of the site, matched or not.
 func TestMatchedWecomAuthStripsEveryRequest(t *testing.T) {
-	e := startEnvWith(t, "", `wecom_auth /api/* %s
-	reverse_proxy {backend}`)
+	e := startGateway(t, gatewayOptions{site: `wecom_auth /api/* %s
+	reverse_proxy {backend}`})
 	forged := []string{"X-WeCom-UserId: boss", "X-WeCom-Review: 1", "x-wecom-corp: acme", "X-WeCom_Department: 9", "Connection: X-WeCom-Foo"}
 	for _, p := range []string{"/", "/static/app.js", "/apix", "/wecom"} {
 		r := e.do(http.MethodGet, p, "", forged...)
@@ -118,8 +118,11 @@ func TestClientTrailersAreStripped(t *testing.T) {
 	backend.Config.Protocols.SetUnencryptedHTTP2(true)
 	backend.Start()
 	t.Cleanup(backend.Close)
-	e := startEnvGlobal(t, "", "%s\n\treverse_proxy "+strings.TrimPrefix(backend.URL, "http://"), "servers {\n\t\tprotocols h1 h2c\n\t}")
-	tok := e.login("acme", "zhangsan")
+	e := startGateway(t, gatewayOptions{
+		site:   "%s\n\treverse_proxy " + strings.TrimPrefix(backend.URL, "http://"),
+		global: "servers {\n\t\tprotocols h1 h2c\n\t}",
+	})
+	tok := login(t, e, "acme", "zhangsan")
 
 	check := func(what string) {
 		t.Helper()
@@ -200,17 +203,15 @@ func assertionOf(t *testing.T, token string, jwks []byte) (jwt.Claims, map[strin
 // proxy.
 func TestAssertionIsScopedByConfiguration(t *testing.T) {
 	// A second site on the same storage with another audience.
-	var siteB string
-	e := startEnvSites(t, "assertion app-a.example\n\t\tforward_auth_from 127.0.0.2", "", "", func(e *env) string {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		siteB = "http://" + l.Addr().String()
-		l.Close()
-		return fmt.Sprintf("%s {\n\twecom_auth {\n\t\tapi_base %s\n%s\n\t\tassertion app-b.example\n\t}\n\trespond ok\n}", siteB, e.sim, gatewayCorps)
+	siteB := testcaddy.Listen(t, 1)[0].URL()
+	e := startGateway(t, gatewayOptions{
+		extra: "assertion app-a.example\n\t\tforward_auth_from 127.0.0.2",
+		sites: func(e *env) string {
+			return fmt.Sprintf("%s {\n\twecom_auth {\n\t\tapi_base %s\n%s\n\t\tassertion app-b.example\n\t}\n\trespond ok\n}",
+				siteB, e.sim, corpBlocks(e.corps))
+		},
 	})
-	tok := e.login("acme", "zhangsan")
+	tok := login(t, e, "acme", "zhangsan")
 	jwksA := e.do(http.MethodGet, "/wecom/jwks.json", "").raw
 	resp, err := http.Get(siteB + "/wecom/jwks.json")
 	if err != nil {
@@ -275,13 +276,13 @@ func TestReviewSessionsAreBoundToTheirAccount(t *testing.T) {
 		t.Fatal(err)
 	}
 	const key = "session_key AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
-	e := startEnv(t, reviewBlock+"\n\t\t"+key)
-	tok := reviewLogin(e)
+	e := startGateway(t, gatewayOptions{extra: reviewBlock + "\n\t\t" + key})
+	tok := reviewLogin(t, e)
 	auth := "Authorization: Bearer " + tok
 	if r := e.do(http.MethodGet, "/api/public/a", "", auth); r.status != http.StatusOK {
 		t.Fatalf("review session: %d %s", r.status, r.raw)
 	}
-	e.reload(strings.Replace(reviewBlock, "$2a$10$gj7argJclI6sBw5KGGCtXud16zwhsehRL7iZ3X6KTa2uIFjkZh.hy", string(otherHash), 1) + "\n\t\t" + key)
+	e.reload(reviewCaddyfile(string(otherHash)) + "\n\t\t" + key)
 	expectError(t, e.do(http.MethodGet, "/api/public/a", "", auth), http.StatusUnauthorized, "unauthenticated")
 	// The same account and hash with other allowed paths is another site's.
 	e.reload(strings.Replace(reviewBlock, "/api/version", "/api/admin/*", 1) + "\n\t\t" + key)
@@ -297,20 +298,20 @@ func TestReviewSessionsAreBoundToTheirAccount(t *testing.T) {
 // which never become part of Caddy's JSON config.
 func TestSessionKeyFromEnvironment(t *testing.T) {
 	const k = "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8="
-	hash, err := bcrypt.GenerateFromPassword([]byte("review-demo"), bcrypt.MinCost)
+	hash, err := bcrypt.GenerateFromPassword([]byte(reviewPassword), bcrypt.MinCost)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv("WECOMGATE_TEST_SESSION_KEY", k)
 	t.Setenv("WECOMGATE_TEST_REVIEW_HASH", string(hash))
 	extra := "session_key {env.WECOMGATE_TEST_SESSION_KEY}\n\t\treview {\n\t\t\tuser reviewer {env.WECOMGATE_TEST_REVIEW_HASH}\n\t\t\tallow /api/public/*\n\t\t}"
-	e := startEnv(t, extra)
+	e := startGateway(t, gatewayOptions{extra: extra})
 	cfg := e.config(extra)
 	if adapted := string(testcaddy.Adapt(t, cfg)); strings.Contains(adapted, k) || strings.Contains(adapted, string(hash)) {
 		t.Error("the adapted config holds the key or hash")
 	}
-	tok := e.login("acme", "zhangsan")
-	rtok := reviewLogin(e)
+	tok := login(t, e, "acme", "zhangsan")
+	rtok := reviewLogin(t, e)
 	// A gateway with the key written out accepts the tokens: they were
 	// sealed with the key from the environment.
 	e.reload("session_key " + k + "\n\t\treview {\n\t\t\tuser reviewer " + string(hash) + "\n\t\t\tallow /api/public/*\n\t\t}")
@@ -347,12 +348,12 @@ func TestAPIBaseMustBeHTTPSUnlessLoopback(t *testing.T) {
 // Item 14: login bodies must come as application/json (no login CSRF from
 // a cross-site form), and a refused one never reaches WeCom.
 func TestLoginNeedsJSONContentType(t *testing.T) {
-	e := startEnv(t, reviewBlock)
+	e := startGateway(t, gatewayOptions{extra: reviewBlock})
 	before := e.counts()["jscode2session"]
 	code := e.code("acme", "zhangsan")
 	for _, ct := range []string{"text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", ""} {
 		expectError(t, e.do(http.MethodPost, "/wecom/login", `{"code":"`+code+`"}`, "Content-Type: "+ct), http.StatusBadRequest, "invalid_request")
-		expectError(t, e.do(http.MethodPost, "/wecom/review/login", `{"username":"reviewer","password":"review-demo"}`, "Content-Type: "+ct), http.StatusBadRequest, "invalid_request")
+		expectError(t, e.do(http.MethodPost, "/wecom/review/login", reviewLoginBody, "Content-Type: "+ct), http.StatusBadRequest, "invalid_request")
 	}
 	if n := e.counts()["jscode2session"]; n != before {
 		t.Errorf("refused logins reached WeCom: jscode2session %d → %d", before, n)
@@ -365,7 +366,7 @@ func TestLoginNeedsJSONContentType(t *testing.T) {
 // Item 16: an inline code refused with 429 (so not spent at WeCom, and
 // sitting in the access log) is worthless afterwards, from any address.
 func TestInlineCodeRefusedWith429IsBurned(t *testing.T) {
-	e := startEnv(t, "login_rate 1 1m")
+	e := startGateway(t, gatewayOptions{extra: "login_rate 1 1m"})
 	expectError(t, e.do(http.MethodPost, "/wecom/login", `{"code":"bogus"}`), http.StatusUnauthorized, "invalid_code")
 	code := e.code("acme", "zhangsan")
 	expectError(t, e.do(http.MethodGet, "/api/x", "", "X-WeCom-Code: "+code), http.StatusTooManyRequests, "rate_limited")
@@ -378,7 +379,7 @@ func TestInlineCodeRefusedWith429IsBurned(t *testing.T) {
 // Item 17: a login body that drips in is cut off at the read deadline.
 func TestLoginBodyHasAReadDeadline(t *testing.T) {
 	defer wecomauth.SetLoginBodyTimeout(300 * time.Millisecond)()
-	e := startEnv(t, "")
+	e := startGateway(t, gatewayOptions{})
 	addr := strings.TrimPrefix(e.gw, "http://")
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -420,9 +421,9 @@ func TestLoginBodyHasAReadDeadline(t *testing.T) {
 // Item 18: every token that does not pass gets the same message, so a
 // holder cannot tell an authentic-but-ended token from a forged one.
 func TestOneMessageForEveryBadToken(t *testing.T) {
-	e := startEnv(t, "")
-	tok := e.login("acme", "zhangsan")
-	ended := e.login("acme", "zhangsan")
+	e := startGateway(t, gatewayOptions{})
+	tok := login(t, e, "acme", "zhangsan")
+	ended := login(t, e, "acme", "zhangsan")
 	if r := e.do(http.MethodPost, "/wecom/logout", "", "Authorization: Bearer "+ended); r.status != http.StatusNoContent {
 		t.Fatalf("logout: %d", r.status)
 	}
@@ -440,14 +441,14 @@ func TestOneMessageForEveryBadToken(t *testing.T) {
 // Item 13: a user whose facts do not fit a token still signs in, with a
 // JSON answer, and their requests carry the right headers.
 func TestOversizedUserFactsStillSignIn(t *testing.T) {
-	e := startEnv(t, "")
+	e := startGateway(t, gatewayOptions{})
 	depts := make([]int64, 151)
 	for i := range depts {
 		depts[i] = 1000000000 + int64(i)
 	}
 	name := strings.Repeat("名", 2000) // 6,000 bytes
 	e.simJSON(http.MethodPut, "/sim/users", map[string]any{"corp": "acme", "userid": "bigboss", "name": name, "department": depts}, nil)
-	tok := e.login("acme", "bigboss")
+	tok := login(t, e, "acme", "bigboss")
 	r := e.do(http.MethodGet, "/api/x", "", "Authorization: Bearer "+tok)
 	if r.status != http.StatusOK {
 		t.Fatalf("request of a user with large facts: %d %s", r.status, r.raw)

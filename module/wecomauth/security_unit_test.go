@@ -4,45 +4,13 @@ package wecomauth_test
 // on the direct-handler fixture with a clock the test moves.
 
 import (
-	"encoding/json"
 	"net/http"
-	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/wecomgate/wecomgate/module/wecomauth"
 	"github.com/wecomgate/wecomgate/module/wecomsim"
 )
-
-// movedClock is the real clock moved forward by what the test advances it:
-// time still passes while a request waits on WeCom, and the test jumps
-// over recheck intervals without sleeping.
-type movedClock struct {
-	mu     sync.Mutex
-	offset time.Duration
-}
-
-func newFakeClock() *movedClock { return &movedClock{} }
-
-func (c *movedClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.offset)
-}
-
-func (c *movedClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.offset += d
-	c.mu.Unlock()
-}
-
-func (g *unitGW) get(t *testing.T, path, token string) (*httptest.ResponseRecorder, *nextProbe) {
-	t.Helper()
-	r := httptest.NewRequest(http.MethodGet, path, nil)
-	r.Header.Set("Authorization", "Bearer "+token)
-	return g.serve(t, r)
-}
 
 // Item 10: while WeCom hangs, a due user's first request waits for the
 // call budget once; the pause after that failure counts from when the
@@ -53,11 +21,9 @@ func TestHangingWeComPausesRechecksFromTheAttemptsEnd(t *testing.T) {
 	// A pause shorter than the budget: measured from the request's start,
 	// as before, it would be over by the time the attempt ends.
 	wecomauth.SetWeComTimings(g.h, 300*time.Millisecond, 200*time.Millisecond)
-	tok := g.login(t, "acme", "zhangsan")
+	tok := login(t, g, "acme", "zhangsan")
 	// Past recheck (default 10m), within stale_grace (default 1h).
-	clock := newFakeClock()
-	clock.Advance(11 * time.Minute)
-	wecomauth.SetClock(g.h, clock.Now)
+	g.clock.Advance(11 * time.Minute)
 	g.sim.InjectFault(wecomsim.Fault{Endpoint: "user/get", Delay: 5 * time.Second})
 
 	start := time.Now()
@@ -79,7 +45,7 @@ func TestHangingWeComPausesRechecksFromTheAttemptsEnd(t *testing.T) {
 		t.Errorf("user/get asked again during the pause: %d → %d", calls, n)
 	}
 	// After the pause WeCom is asked again.
-	clock.Advance(200 * time.Millisecond)
+	g.clock.Advance(200 * time.Millisecond)
 	g.get(t, "/api/x", tok)
 	if n := g.sim.Counts()["user/get"]; n <= calls {
 		t.Errorf("user/get not asked after the pause: %d", n)
@@ -91,16 +57,15 @@ func TestHangingWeComPausesRechecksFromTheAttemptsEnd(t *testing.T) {
 // check, not after the replay.
 func TestReplayedCodeKeepsItsCheckTime(t *testing.T) {
 	g := newUnitGW(t)
-	clock := newFakeClock()
-	wecomauth.SetClock(g.h, clock.Now)
+	clock := g.clock
 	code := g.mint(t, "acme", "zhangsan")
 	login := func() string {
 		t.Helper()
-		rec, _ := g.serve(t, jsonPost("/wecom/login", `{"code":"`+code+`"}`))
-		if rec.Code != http.StatusOK {
-			t.Fatalf("login: %d %s", rec.Code, rec.Body)
+		r := g.send(t, http.MethodPost, "/wecom/login", `{"code":"`+code+`"}`)
+		if r.status != http.StatusOK || r.str("token") == "" {
+			t.Fatalf("login: %d %s", r.status, r.raw)
 		}
-		return tokenOf(t, rec)
+		return r.str("token")
 	}
 	login()
 	clock.Advance(50 * time.Second)
@@ -115,35 +80,22 @@ func TestReplayedCodeKeepsItsCheckTime(t *testing.T) {
 	}
 }
 
-// tokenOf reads the token of a login answer.
-func tokenOf(t *testing.T, rec *httptest.ResponseRecorder) string {
-	t.Helper()
-	var out struct{ Token string }
-	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil || out.Token == "" {
-		t.Fatalf("no token in %s", rec.Body)
-	}
-	return out.Token
-}
-
 // A code is honoured again only within the replay window (a client retry),
 // measured on the handler's clock.
 func TestReplayWindowIsShort(t *testing.T) {
 	g := newUnitGW(t)
-	clock := newFakeClock()
-	wecomauth.SetClock(g.h, clock.Now)
 	code := g.mint(t, "acme", "zhangsan")
 	send := func() int {
-		rec, _ := g.serve(t, jsonPost("/wecom/login", `{"code":"`+code+`"}`))
-		return rec.Code
+		return g.send(t, http.MethodPost, "/wecom/login", `{"code":"`+code+`"}`).status
 	}
 	if c := send(); c != http.StatusOK {
 		t.Fatalf("login: %d", c)
 	}
-	clock.Advance(30 * time.Second)
+	g.clock.Advance(30 * time.Second)
 	if c := send(); c != http.StatusOK {
 		t.Errorf("retry after 30 s: %d", c)
 	}
-	clock.Advance(31 * time.Second)
+	g.clock.Advance(31 * time.Second)
 	if c := send(); c != http.StatusUnauthorized {
 		t.Errorf("retry after 61 s: %d, want 401 invalid_code", c)
 	}
