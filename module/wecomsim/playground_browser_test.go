@@ -15,10 +15,12 @@ import (
 	_ "github.com/wecomgate/wecomgate/module"
 )
 
-// playgroundCaddyfile is Caddyfile.example's three sites on free ports: the gateway, the
-// simulator with the playground and the gateway proxied under /gateway, and the echo backend.
-// recheck is short so that a status change shows within the test.
+// playgroundCaddyfile is Caddyfile.example's three sites on testcaddy's sockets (%[5]s is its
+// default_bind): the gateway, the simulator with the playground and the gateway proxied under
+// /gateway, and the echo backend. recheck is short so that a status change shows within the
+// test.
 const playgroundCaddyfile = `{
+	%[5]s
 	admin off
 	persist_config off
 	storage file_system {
@@ -266,8 +268,8 @@ func TestPlaygroundInBrowser(t *testing.T) {
 	}
 	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
 	t.Setenv("XDG_DATA_HOME", t.TempDir())
-	ports := testcaddy.Ports(t, 3)
-	testcaddy.Start(t, fmt.Sprintf(playgroundCaddyfile, ports[0], ports[1], ports[2], t.TempDir()))
+	addrs := testcaddy.Listen(t, 3)
+	testcaddy.Start(t, fmt.Sprintf(playgroundCaddyfile, addrs[0].Port(), addrs[1].Port(), addrs[2].Port(), t.TempDir(), testcaddy.DefaultBind))
 
 	b := launchBrowser(t, chromium, 1280, 900)
 	p := playground{t: t, b: b}
@@ -279,7 +281,7 @@ func TestPlaygroundInBrowser(t *testing.T) {
 			t.Logf("page console:\n%s", strings.Join(b.Console(), "\n"))
 		}
 	})
-	b.Navigate(fmt.Sprintf("http://127.0.0.1:%d/sim/playground", ports[1]))
+	b.Navigate(addrs[1].URL() + "/sim/playground")
 
 	// The page lists the simulator's corps and users.
 	b.WaitFor("the contacts", `document.querySelectorAll("tr[data-user]").length === 7`, 20*time.Second)

@@ -10,7 +10,6 @@ package testcaddy
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -100,25 +99,6 @@ func LoadJSONError(cfg []byte) error {
 		return err
 	}
 	return caddy.Validate(&c)
-}
-
-// Ports returns n TCP ports on 127.0.0.1 that were free a moment ago.
-func Ports(t testing.TB, n int) []int {
-	t.Helper()
-	ports := make([]int, 0, n)
-	var ls []net.Listener
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		l.Close()
-	}
-	return ports
 }
 
 // WaitFor polls cond until it holds or the timeout passes.
