@@ -6,10 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -35,8 +32,8 @@ var (
 // and with keyC (not in it), from fuzzClaims at fuzzNow, each with its
 // fuzzBindings entry; and with keyA for fuzzOtherApp. genuineA and genuineB
 // are the only strings besides those sealed during the run that may open,
-// and only with their own binding; all of them seed the corpus
-// (testdata/fuzz/FuzzOpen) with truncations and bit flips. To make them
+// and only with their own binding; all of them seed FuzzOpen (openSeeds)
+// with truncations and bit flips. To make them
 // again: go test -run TestPrintFuzzTokens -print-fuzz-tokens ./module/internal/session
 var (
 	keyC = bytes.Repeat([]byte{0xC3}, session.KeySize)
@@ -199,8 +196,8 @@ func FuzzOpen(f *testing.F) {
 
 var printFuzzTokens = flag.Bool("print-fuzz-tokens", false, "TestPrintFuzzTokens: print fresh genuineA, genuineB, foreignC and otherApp")
 
-// TestPrintFuzzTokens makes the tokens above anew, for a change of format.
-// Then rewrite the seed corpus: go test -run TestFuzzOpenCorpus -write-fuzz-corpus.
+// TestPrintFuzzTokens makes the tokens above anew, for a change of format;
+// openSeeds derives FuzzOpen's seeds from them.
 func TestPrintFuzzTokens(t *testing.T) {
 	if !*printFuzzTokens {
 		t.Skip("needs -print-fuzz-tokens")
@@ -227,50 +224,6 @@ func TestPrintFuzzTokens(t *testing.T) {
 	}
 }
 
-var writeFuzzCorpus = flag.Bool("write-fuzz-corpus", false, "TestFuzzOpenCorpus: rewrite testdata/fuzz/FuzzOpen from openSeeds")
-
-// The stored corpus is openSeeds, so that `go test -fuzz FuzzOpen` starts
-// from tokens of the current format.
-func TestFuzzOpenCorpus(t *testing.T) {
-	dir := filepath.Join("testdata", "fuzz", "FuzzOpen")
-	seeds := openSeeds()
-	if *writeFuzzCorpus {
-		old, _ := filepath.Glob(filepath.Join(dir, "seed-*"))
-		for _, p := range old {
-			if err := os.Remove(p); err != nil {
-				t.Fatal(err)
-			}
-		}
-		for i, s := range seeds {
-			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("seed-%03d", i)), corpusEntry(s), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	files, err := filepath.Glob(filepath.Join(dir, "seed-*"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(files) != len(seeds) {
-		t.Fatalf("%s holds %d seeds, openSeeds %d; rewrite it with -write-fuzz-corpus", dir, len(files), len(seeds))
-	}
-	for i, s := range seeds {
-		p := filepath.Join(dir, fmt.Sprintf("seed-%03d", i))
-		got, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(got, corpusEntry(s)) {
-			t.Fatalf("%s is not openSeeds()[%d]; rewrite the corpus with -write-fuzz-corpus", p, i)
-		}
-	}
-}
-
-// corpusEntry is a one-string seed file as `go test -fuzz` writes it.
-func corpusEntry(s string) []byte {
-	return []byte("go test fuzz v1\nstring(" + strconv.Quote(s) + ")\n")
-}
-
 // FuzzSealRoundTrip: whatever a login puts into a session comes back out
 // of its token, or Seal refuses it; it never issues a token that Open
 // then refuses.
@@ -280,6 +233,9 @@ func FuzzSealRoundTrip(f *testing.F) {
 	f.Add("review:reviewer", "", "", "reviewer", "", true, int64(0), uint32(1), uint32(0x2dec0de2), "review")
 	f.Add("", "", "", "", "", false, int64(1), uint32(60), uint32(0), "")
 	f.Add("u\x00\xff", "c\r\n", "名", "\xe4\xb8", strings.Repeat("9", 300), true, int64(1<<40), uint32(1<<31), uint32(1<<32-1), strings.Repeat("\xff", 300))
+	// Claims around the size where a token would outgrow what Open takes.
+	f.Add("u\x00\xff", "c\r\n", "名", "\xe4\xb8", strings.Repeat("1234567,", 150), true, int64(1<<40), uint32(1<<31), uint32(1<<32-1), "\xff\xfecorp app\x00"+strings.Repeat("x", 200))
+	f.Add("zhangsan", "wwacme", "acme", "张三", strings.Repeat("1234567,", 300), false, int64(1_800_000_000), uint32(86400), uint32(0x1c0ffee1), "corp app\x00ww0000000000acme/1111111111111111")
 	f.Fuzz(func(t *testing.T, user, corpID, corp, name, depts string, review bool, iat int64, life uint32, hint uint32, data string) {
 		if iat < 0 || iat > 1<<40 || life == 0 {
 			return // times outside what a clock produces, or a token born expired
