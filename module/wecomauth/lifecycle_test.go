@@ -11,7 +11,7 @@ import (
 // A user changed in WeCom is refused on the first request after `recheck`,
 // and until then passes on what WeCom said before.
 func TestRecheckRefusesChangedUsers(t *testing.T) {
-	e := startGateway(t, gatewayOptions{extra: "recheck 1s"})
+	e := startGateway(t, gatewayOptions{extra: "recheck 1m"})
 	cases := []struct {
 		corp, user string
 		change     map[string]any
@@ -36,7 +36,7 @@ func TestRecheckRefusesChangedUsers(t *testing.T) {
 			if r := e.do(http.MethodGet, "/api/x", "", auth); r.status != 200 {
 				t.Fatalf("refused within recheck: %d %s", r.status, r.raw)
 			}
-			time.Sleep(1100 * time.Millisecond)
+			e.clock.Advance(time.Minute + time.Second)
 			expectError(t, e.do(http.MethodGet, "/api/x", "", auth), http.StatusForbidden, tc.want)
 			e.backend.last(t) // the one request that passed
 		})
@@ -47,9 +47,9 @@ func TestRecheckRefusesChangedUsers(t *testing.T) {
 // However many of a user's requests arrive at once, a recheck is one
 // user/get.
 func TestRecheckIsOneCallPerUser(t *testing.T) {
-	e := startGateway(t, gatewayOptions{extra: "recheck 1s"})
+	e := startGateway(t, gatewayOptions{extra: "recheck 1m"})
 	tok := login(t, e, "acme", "zhangsan")
-	time.Sleep(1100 * time.Millisecond)
+	e.clock.Advance(time.Minute + time.Second)
 	// Slow user/get so that every request arrives while it is in flight.
 	e.simJSON(http.MethodPost, "/sim/faults", map[string]any{"endpoint": "user/get", "delay": "300ms", "count": 1}, nil)
 	before := e.counts()["user/get"]
@@ -76,20 +76,20 @@ func TestRecheckIsOneCallPerUser(t *testing.T) {
 // While WeCom is down, users checked within stale_grace pass; older
 // checks get 503. Logins need WeCom and get 503 at once.
 func TestStaleGrace(t *testing.T) {
-	e := startGateway(t, gatewayOptions{extra: "recheck 1s\n\t\tstale_grace 3s"})
+	e := startGateway(t, gatewayOptions{extra: "recheck 1m\n\t\tstale_grace 3m"})
 	tok := login(t, e, "acme", "zhangsan")
 	auth := "Authorization: Bearer " + tok
 	e.simJSON(http.MethodPost, "/sim/faults", map[string]any{"status": 502}, nil)
 	defer e.simJSON(http.MethodDelete, "/sim/faults", nil, nil)
 
-	time.Sleep(1100 * time.Millisecond) // past recheck, within grace
+	e.clock.Advance(time.Minute + time.Second) // past recheck, within grace
 	if r := e.do(http.MethodGet, "/api/x", "", auth); r.status != 200 {
 		t.Fatalf("refused within stale_grace: %d %s", r.status, r.raw)
 	}
 	r := e.do(http.MethodPost, "/wecom/login", fmt.Sprintf(`{"code":%q}`, e.code("acme", "zhangsan")))
 	expectError(t, r, http.StatusServiceUnavailable, "wecom_unavailable")
 
-	time.Sleep(2 * time.Second) // past grace
+	e.clock.Advance(2 * time.Minute) // past grace
 	r = e.do(http.MethodGet, "/api/x", "", auth)
 	expectError(t, r, http.StatusServiceUnavailable, "wecom_unavailable")
 	if r.header.Get("Retry-After") == "" {

@@ -8,14 +8,16 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wecomgate/wecomgate/module/internal/testcaddy"
+	"github.com/wecomgate/wecomgate/module/wecomauth"
 )
 
 // Metrics are on Caddy's metrics endpoint, named wecom_*.
 func TestMetrics(t *testing.T) {
 	admin := testcaddy.Listen(t, 1)[0]
-	e := startGateway(t, gatewayOptions{extra: "recheck 1s", global: "admin " + admin.CaddyAddr() + "\n\tmetrics"})
+	e := startGateway(t, gatewayOptions{global: "admin " + admin.CaddyAddr() + "\n\tmetrics"})
 	scrape := func() map[string]float64 {
 		resp, err := http.Get(admin.URL() + "/metrics")
 		if err != nil {
@@ -63,9 +65,8 @@ func TestMetrics(t *testing.T) {
 
 	e.simJSON(http.MethodPut, "/sim/users", map[string]any{"corp": "acme", "userid": "zhangsan", "status": 2}, nil)
 	defer e.simJSON(http.MethodPut, "/sim/users", map[string]any{"corp": "acme", "userid": "zhangsan", "status": 1}, nil)
-	testcaddy.WaitFor(t, 3e9, "a recheck", func() bool {
-		return e.do(http.MethodGet, "/api/x", "", "Authorization: Bearer "+tok).status == 403
-	})
+	e.clock.Advance(wecomauth.DefaultRecheck + time.Second)
+	expectError(t, e.do(http.MethodGet, "/api/x", "", "Authorization: Bearer "+tok), http.StatusForbidden, "user_inactive")
 	if d := scrape()[`wecom_rechecks_total{result="denied"}`] - before[`wecom_rechecks_total{result="denied"}`]; d != 1 {
 		t.Errorf("denied rechecks rose by %v, want 1", d)
 	}

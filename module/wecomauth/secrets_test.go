@@ -9,6 +9,7 @@ package wecomauth_test
 // backend got for them.
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -41,6 +42,36 @@ type secretTap struct {
 	sim     *wecomsim.Simulator
 	mu      sync.Mutex
 	secrets map[string]string // value → what it is
+	// stall is a login code whose exchange fails twice with HTTP 500 and
+	// then answers later than the gateway waits (5 s), see stalled; the
+	// simulator's faults would hit every login meanwhile.
+	stall  string
+	stalls int
+}
+
+// stalled answers a jscode2session call for the stall code itself, and
+// reports whether it did.
+func (s *secretTap) stalled(w http.ResponseWriter, r *http.Request) bool {
+	s.mu.Lock()
+	mine := s.stall != "" && r.URL.Query().Get("js_code") == s.stall
+	if mine {
+		s.stalls++
+	}
+	n := s.stalls
+	s.mu.Unlock()
+	switch {
+	case !mine:
+		return false
+	case n <= 2:
+		http.Error(w, "stalled", http.StatusInternalServerError)
+	default:
+		select {
+		case <-r.Context().Done(): // the gateway gave up, as it must
+		case <-time.After(6 * time.Second):
+			http.Error(w, "too late", http.StatusGatewayTimeout)
+		}
+	}
+	return true
 }
 
 func (s *secretTap) note(v, what string) {
@@ -60,6 +91,9 @@ func (s *secretTap) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	s.note(q.Get("corpsecret"), "corpsecret")
 	s.note(q.Get("access_token"), "access_token")
+	if s.stalled(w, r) {
+		return
+	}
 	rec := httptest.NewRecorder()
 	s.sim.ServeHTTP(rec, r)
 	var a struct {
@@ -174,6 +208,17 @@ func TestSecretsNeverLeak(t *testing.T) {
 	})
 	g := &recordingGateway{env: e}
 
+	// A timeout: two 500s, then an answer later than the gateway's 5 s. It
+	// runs beside the rest, from a client of its own (its failure counts
+	// against that client's login_rate, not the limiter test's below).
+	tap.mu.Lock()
+	tap.stall = e.code("acme", "zhangsan")
+	tap.mu.Unlock()
+	timedOut := make(chan reply, 1)
+	go func() {
+		timedOut <- postFrom(t, clientAt(t, "127.0.0.3"), e.gw+"/wecom/login", `{"code":"`+tap.stall+`"}`)
+	}()
+
 	// do sends a request and keeps the answer.
 	do := func(what, method, path, body string, headers ...string) reply {
 		t.Helper()
@@ -253,22 +298,17 @@ func TestSecretsNeverLeak(t *testing.T) {
 		}
 		clearFaults()
 	}
-	// A timeout: two 500s, then an answer later than the client's 5 s.
-	fault(map[string]any{"endpoint": "jscode2session", "status": 500, "count": 2})
-	fault(map[string]any{"endpoint": "jscode2session", "delay": "6s", "count": 1})
-	expectError(t, do("timeout", http.MethodPost, "/wecom/login", loginBody("acme", "zhangsan")), 503, "wecom_unavailable")
-	clearFaults()
 
 	// Token expiry mid-traffic: the next calls meet 42001 / 40014, the
 	// gateway fetches anew and retries; rechecks (recheck 1s) and logins.
-	time.Sleep(1100 * time.Millisecond)
+	e.clock.Advance(1100 * time.Millisecond)
 	e.simJSON(http.MethodPost, "/sim/tokens/expire", map[string]any{"errcode": 42001}, nil)
 	wantStatus("recheck after expiry", do("recheck expiry", http.MethodGet, "/api/x", "", "Authorization: Bearer "+a), 200)
 	e.simJSON(http.MethodPost, "/sim/tokens/expire", map[string]any{"errcode": 40014}, nil)
 	g.what = "login after 40014"
 	login(t, g, "partner", "zhaoliu")
 	// A recheck WeCom fails: stale grace admits, the log says why.
-	time.Sleep(1100 * time.Millisecond)
+	e.clock.Advance(1100 * time.Millisecond)
 	fault(map[string]any{"endpoint": "user/get", "status": 500})
 	wantStatus("recheck during outage", do("recheck outage", http.MethodGet, "/api/x", "", "Authorization: Bearer "+b), 200)
 	clearFaults()
@@ -285,7 +325,9 @@ func TestSecretsNeverLeak(t *testing.T) {
 	// spent code only for the address that spent it. A reader of the log
 	// replaying it from elsewhere (127.0.0.2 here) gets nothing.
 	var replay string
+	requests := 0 // to the gateway, besides g's
 	if b, _ := os.ReadFile(accessLog); strings.Contains(string(b), inlineCode) {
+		requests++
 		r := doFrom(t, "127.0.0.2", e.gw+"/api/replayed", "X-WeCom-Code: "+inlineCode, "X-WeCom-Corp: acme")
 		if r.status != http.StatusUnauthorized || r.str("error") != "invalid_code" {
 			replay = fmt.Sprintf("an inline login's X-WeCom-Code is in the access log, and replaying it from "+
@@ -304,12 +346,20 @@ func TestSecretsNeverLeak(t *testing.T) {
 		}
 	}
 
-	// What to look for. Let the log files settle first.
+	select {
+	case r := <-timedOut:
+		expectError(t, g.keep("timeout", r), 503, "wecom_unavailable")
+	case <-time.After(30 * time.Second):
+		t.Fatal("the login WeCom stalls was not answered within 30 s")
+	}
+
+	// What to look for. Caddy writes an access log line once the answer
+	// is out: wait for one per request.
+	requests += len(g.answers)
 	testcaddy.WaitFor(t, 5*time.Second, "the access log", func() bool {
-		st, err := os.Stat(accessLog)
-		return err == nil && st.Size() > 0
+		b, _ := os.ReadFile(accessLog)
+		return bytes.Count(b, []byte("\n")) >= requests
 	})
-	time.Sleep(200 * time.Millisecond)
 	answers, tokens := g.answers, g.tokens
 	secrets := tap.all()
 	for _, s := range []struct{ v, what string }{
