@@ -43,10 +43,11 @@ func TestReviewSessionReachesOnlyAllowedPaths(t *testing.T) {
 	e.backend.none(t)
 }
 
-// timedReviewHash is review-demo at bcrypt cost 6 (about 4 ms, 50 ms under
-// -race): enough work to tell a comparison from none, where the test
-// world's cost-4 hash could drown in the request's own time.
-const timedReviewHash = "$2a$06$SITEKnLZ1VzedH2CVDH5n.hwKzrd7sHPgXoVjTIRoGzmmKfVkcnPG"
+// timedReviewHash is review-demo at bcrypt cost 7 (about 12 ms, 120 ms
+// under -race): enough work that a comparison stands out from the
+// request's own time and a busy machine's pauses, where the test world's
+// cost-4 hash (1 ms) would not.
+const timedReviewHash = "$2a$07$WIbkH91otz/HVzgo5doMsuUk6Oue59r1qhqMHexPzEr94YeBGhXTq"
 
 func TestReviewLoginFailures(t *testing.T) {
 	e := startGateway(t, gatewayOptions{extra: reviewCaddyfile(timedReviewHash)})
