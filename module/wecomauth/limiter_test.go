@@ -287,7 +287,7 @@ func TestFailureLimiterBoundsSignInsInFlight(t *testing.T) {
 	}
 	l.settle(review, false, t0)
 	l.settle(held[0], false, t0)
-	if late, ok = reserve("192.0.2.1", codeSignIn); !ok {
+	if _, ok := reserve("192.0.2.1", codeSignIn); !ok {
 		t.Fatal("no slot once one came free")
 	}
 
