@@ -283,3 +283,26 @@ func TestChainedWecomAuth(t *testing.T) {
 		}
 	}
 }
+
+// A department tree WeCom fails to give with nothing cached is not asked
+// again at once: each request would otherwise wait the whole call budget.
+func TestFirstTreeFailurePauses(t *testing.T) {
+	g := newAuthzGW(t)
+	h := g.handler(t, wecomauth.CorpConfig{AllowDepartments: []int64{2}})
+	g.sim.InjectFault(wecomsim.Fault{Endpoint: "department/simplelist", Errcode: -1})
+	if got, _ := g.login(t, h, "sunba"); got != http.StatusServiceUnavailable {
+		t.Fatalf("login while the tree cannot be had: %d", got)
+	}
+	calls := g.sim.Counts()["department/simplelist"]
+	if got, _ := g.login(t, h, "sunba"); got != http.StatusServiceUnavailable {
+		t.Fatalf("second login: %d", got)
+	}
+	if n := g.sim.Counts()["department/simplelist"]; n != calls {
+		t.Errorf("simplelist asked again during the pause: %d → %d", calls, n)
+	}
+	g.sim.ClearFaults()
+	g.clock.Advance(11 * time.Second)
+	if got, _ := g.login(t, h, "sunba"); got != http.StatusOK {
+		t.Errorf("after the pause, WeCom answering: %d", got)
+	}
+}

@@ -109,18 +109,28 @@ func (h *Handler) directoryFact(ctx context.Context, key string, fetch func(cont
 	if err == nil {
 		return v.(*dirFact).value, nil
 	}
+	// Pause before asking again, even with no answer to serve (a
+	// department first listed while WeCom is down): every request would
+	// otherwise wait the whole call budget. A newer answer stored by
+	// another request meanwhile is kept.
+	failed := &dirFact{}
+	if last != nil {
+		*failed = *last
+	}
+	if cur, ok := h.shared.directory.Get(key); ok && cur.(*dirFact).checkedAt.After(failed.checkedAt) {
+		return cur.(*dirFact).value, nil
+	}
+	failed.retryAt = h.now().Add(h.recheckPause)
+	h.shared.directory.Set(key, failed, recheck+grace)
 	if last == nil {
 		return nil, err
 	}
-	failed := *last
-	failed.retryAt = h.now().Add(h.recheckPause)
-	h.shared.directory.Set(key, &failed, recheck+grace)
 	return h.staleOr(last, now, err)
 }
 
 // unavailableErr stands for "WeCom failed a moment ago": the pause after a
 // failed refresh, with no answer young enough to serve.
-var unavailableErr = &wecom.Error{Kind: wecom.KindTransient, Errmsg: "recently failed; not asked again yet"}
+var unavailableErr = &wecom.Error{Endpoint: "directory", Kind: wecom.KindTransient, Errmsg: "recently failed; not asked again yet"}
 
 func (h *Handler) staleOr(f *dirFact, now time.Time, err error) (any, error) {
 	if now.Sub(f.checkedAt) < time.Duration(h.StaleGrace) {

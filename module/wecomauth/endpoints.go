@@ -10,8 +10,6 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"strconv"
-	"strings"
 	"time"
 )
 
@@ -154,12 +152,7 @@ func (h *Handler) serveSession(w http.ResponseWriter, r *http.Request) error {
 	if d != nil {
 		return h.deny(w, r, d)
 	}
-	depts := []int64{}
-	for s := range strings.SplitSeq(id.Departments, ",") {
-		if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-			depts = append(depts, n)
-		}
-	}
+	depts := append([]int64{}, id.deptIDs...)
 	return writeJSON(w, http.StatusOK, sessionAnswer{
 		UserID: id.UserID, CorpID: id.CorpID, Corp: id.Corp, Name: id.Name,
 		Department: depts, Review: id.Review,
@@ -205,7 +198,7 @@ func (h *Handler) serveAuth(w http.ResponseWriter, r *http.Request) error {
 		// client, it would be a bearer credential for the backend.
 		jwt, err := h.asserter.sign(orig.Method, orig.URL.EscapedPath(), orig.URL.RawQuery, id, h.now())
 		if err != nil {
-			return err
+			return h.deny(w, r, internalError(err))
 		}
 		hdr.Set(headerAssertion, jwt)
 	}

@@ -54,7 +54,7 @@ func reviewForbidden() *denial {
 // internalError answers what no client input can cause (sealing a token
 // failed) as a §6 JSON error rather than Caddy's empty 500.
 func internalError(cause error) *denial {
-	return &denial{status: http.StatusInternalServerError, code: "internal", message: "the gateway could not complete the sign-in; try again", cause: cause}
+	return &denial{status: http.StatusInternalServerError, code: "internal", message: "the gateway could not complete the request; try again", cause: cause}
 }
 
 func unavailable(cause error) *denial {

@@ -229,8 +229,13 @@ func TestAllowUsers(t *testing.T) {
 	if r := e.do(http.MethodPost, "/wecom/login", fmt.Sprintf(`{"code":%q}`, e.code("acme", "zhangsan"))); r.status != 200 {
 		t.Fatalf("allowed user refused: %d %s", r.status, r.raw)
 	}
-	r := e.do(http.MethodPost, "/wecom/login", fmt.Sprintf(`{"code":%q}`, e.code("acme", "zhouba")))
+	e.setUser("acme", "qianba", map[string]any{"name": "钱八", "department": []int64{2}})
+	r := e.do(http.MethodPost, "/wecom/login", fmt.Sprintf(`{"code":%q}`, e.code("acme", "qianba")))
 	expectError(t, r, http.StatusForbidden, "user_not_allowed")
+	// WeCom decides first (SPEC §3a): a user who is not active is told so,
+	// listed or not.
+	r = e.do(http.MethodPost, "/wecom/login", fmt.Sprintf(`{"code":%q}`, e.code("acme", "zhouba")))
+	expectError(t, r, http.StatusForbidden, "user_inactive")
 }
 
 func TestWeComFailures(t *testing.T) {

@@ -396,6 +396,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		if d := h.rejudge(r, st.auth); d != nil {
 			return h.deny(w, r, d)
 		}
+		// From here on this handler's corp is the one that admitted the
+		// request: a wecom_require after it asks about its app.
+		if id := st.auth.id; !id.Review {
+			st.auth = &established{id: id, corp: h.corpByID[id.CorpID], h: h}
+		}
 		return next.ServeHTTP(w, r)
 	}
 
@@ -414,7 +419,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		defer w.Header().Del(headerSession)
 	}
 	if err := h.forward(r, id); err != nil {
-		return err
+		return h.deny(w, r, internalError(err))
 	}
 	st.auth = &established{id: id, corp: h.corpByID[id.CorpID], h: h}
 	return next.ServeHTTP(w, r)

@@ -48,7 +48,7 @@ type identity struct {
 	Corp        string
 	Name        string
 	Departments string  // comma-separated ids
-	deptIDs     []int64 // the same, for wecom_require
+	deptIDs     []int64 // the same, for the allow-lists of wecom_require and chained wecom_auth
 	Review      bool
 
 	checkedAt time.Time // when WeCom confirmed the user (corp users)

@@ -52,7 +52,8 @@ func (a *allowList) open() bool {
 // WeCom cannot give (and that is older than stale_grace) is an error only
 // if nothing else admits the user.
 func (h *Handler) admits(ctx context.Context, a *allowList, c *corp, userID string, depts []int64) (bool, error) {
-	if a.open() || a.users[strings.ToLower(userID)] || a.corps[c.name] {
+	lower := strings.ToLower(userID)
+	if a.open() || a.users[lower] || a.corps[c.name] {
 		return true, nil
 	}
 	var undecided error
@@ -69,7 +70,7 @@ func (h *Handler) admits(ctx context.Context, a *allowList, c *corp, userID stri
 			undecided = cmp.Or(undecided, err)
 			continue
 		}
-		if m.users[strings.ToLower(userID)] {
+		if m.users[lower] {
 			return true, nil
 		}
 		for _, d := range m.depts {

@@ -106,6 +106,10 @@ func (h *Handler) checkUser(ctx context.Context, corp *corp, p *principal, now t
 		return id, d
 	}
 	metrics.rechecks.WithLabelValues("unavailable").Inc()
+	if cur := h.cachedFacts(p.userKey); cur != nil && cur.checkedAt.After(f.checkedAt) {
+		// Another request got a newer answer meanwhile: that one stands.
+		return h.admit(ctx, corp, userID, cur)
+	}
 	failed := *f
 	// From when the attempt ended, not when the request came: a WeCom that
 	// hangs for the whole call budget must not be asked again at once.
@@ -156,11 +160,15 @@ func (h *Handler) fetchUser(ctx context.Context, corp *corp, userID string) (*us
 	return v.(*userFacts), nil
 }
 
-// admit applies the corp's policy to what is known of a user. The
-// allow-lists come first: someone outside them learns nothing more.
+// admit applies the corp's policy to what is known of a user. WeCom
+// decides first (SPEC §3a): outside the visible range or not active never
+// passes, whatever the lists say, and costs no department or tag call.
 func (h *Handler) admit(ctx context.Context, corp *corp, userID string, f *userFacts) (*identity, *denial) {
-	if f.notAllowed {
+	switch {
+	case f.notAllowed:
 		return nil, userNotAllowed()
+	case f.status != 1:
+		return nil, userInactive()
 	}
 	ok, err := h.admits(ctx, corp.allow, corp, userID, f.deptIDs)
 	switch {
@@ -168,8 +176,6 @@ func (h *Handler) admit(ctx context.Context, corp *corp, userID string, f *userF
 		return nil, fromWeCom(err)
 	case !ok:
 		return nil, userNotAllowed()
-	case f.status != 1:
-		return nil, userInactive()
 	}
 	return &identity{UserID: userID, CorpID: corp.id, Corp: corp.name, Name: f.name, nameEsc: f.nameEsc,
 		Departments: f.depts, deptIDs: f.deptIDs, checkedAt: f.checkedAt}, nil
