@@ -11,7 +11,7 @@ const fs = require('node:fs');
 const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
-const { createClient } = require('../wecomgate.js');
+const { createClient } = require('..');
 
 const ROOT = path.resolve(__dirname, '..', '..');
 

@@ -4,7 +4,7 @@
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { createClient } = require('../wecomgate.js');
+const { createClient } = require('..');
 
 const BASE = 'https://gw.example.com';
 
@@ -46,7 +46,9 @@ function fakeGateway(opts) {
         gw.tokens.set(token, { userid: 'review:reviewer', review: true });
         return json(200, { token, token_type: 'Bearer', expires_in: 86400, userid: 'review:reviewer', name: 'reviewer', review: true });
       }
-      const auth = (req.header && req.header.Authorization) || '';
+      const authNames = Object.keys(req.header || {}).filter((k) => k.toLowerCase() === 'authorization');
+      if (authNames.length > 1) return err(400, 'invalid_request', { message: 'two Authorization headers' });
+      const auth = (authNames.length && req.header[authNames[0]]) || '';
       const user = gw.tokens.get(auth.replace(/^Bearer /, ''));
       if (path === '/wecom/logout') {
         gw.tokens.delete(auth.replace(/^Bearer /, ''));
@@ -55,44 +57,97 @@ function fakeGateway(opts) {
       if (!user) return err(401, 'unauthenticated');
       if (path === '/api/missing') return json(404, { error: 'not_found', message: 'no such order' });
       if (path === '/api/plain401') return { statusCode: 401, data: 'backend says no', header: {} };
+      if (path === '/api/legacy401') return json(401, { error: 'unauthenticated', message: 'legacy backend' }); // no challenge
+      if (path === '/api/busy') return json(503, { error: 'wecom_unavailable', message: 'busy' }, { 'Retry-After': '7' });
+      if (path.startsWith('/files/')) return { statusCode: 200, data: 'file-bytes:' + user.userid, header: {} };
       return json(200, { path, userid: user.userid, corp: user.corp, method: req.method || 'GET' });
     },
   };
   return gw;
 }
 
-/** A fake wx whose request goes to `gateway` asynchronously. */
+/**
+ * A fake wx that behaves like the platform's: wx.request resolves every HTTP status in `success`
+ * (fail only without a response), at most 10 tasks run at once (the rest wait), tasks have abort()
+ * and onHeadersReceived(), uploadFile/downloadFile answer without `header` in `success`, and header
+ * names come as the platform gives them (lower case with `lowerHeaders`, as over HTTP/2).
+ */
 function fakeWx(opts) {
   const o = Object.assign({ environment: 'wxwork', userid: 'zhangsan' }, opts);
   const store = new Map();
+  let running = 0;
+  const queue = [];
+  const lower = (h) => {
+    if (!o.lowerHeaders || !h) return h;
+    const out = {};
+    for (const k of Object.keys(h)) out[k.toLowerCase()] = h[k];
+    return out;
+  };
+  // One platform task: `answer(req)` gives the gateway's response; `finish(res)` shapes success.
+  const task = (req, finish) => {
+    let aborted = false;
+    let started = false;
+    const headerListeners = [];
+    const run = () => {
+      started = true;
+      running++;
+      wx.peak = Math.max(wx.peak, running);
+      wx.requests.push(req);
+      setTimeout(() => {
+        running--;
+        if (queue.length) queue.shift()();
+        if (aborted) return req.fail({ errMsg: 'request:fail abort' });
+        if (o.network === 'down') return req.fail({ errMsg: 'request:fail timeout' });
+        const res = o.gateway.handle(req);
+        res.header = lower(res.header);
+        headerListeners.forEach((cb) => cb({ header: res.header }));
+        req.success(finish(res));
+      }, o.delay ? o.delay(req) : 2);
+    };
+    if (running < 10) run(); else queue.push(run);
+    return {
+      abort() { aborted = true; if (!started) { queue.splice(queue.indexOf(run), 1); req.fail({ errMsg: 'request:fail abort' }); } },
+      onHeadersReceived(cb) { headerListeners.push(cb); },
+      onProgressUpdate(cb) { setTimeout(() => cb({ progress: 100, totalBytesSent: 1, totalBytesExpectedToSend: 1 }), 1); },
+    };
+  };
   const wx = {
     userid: o.userid,
     requests: [],
     qyLogins: 0,
+    qyLoginOptions: [],
+    peak: 0,
+    files: new Map(), // temp file path -> content, for downloadFile
     store,
     getSystemInfoSync() {
       return o.environment ? { environment: o.environment } : { platform: 'ios' };
     },
     getSystemInfo({ success }) { setTimeout(() => success(wx.getSystemInfoSync()), 1); },
-    getStorageSync: (k) => (store.has(k) ? store.get(k) : ''),
-    setStorageSync: (k, v) => { store.set(k, JSON.parse(JSON.stringify(v))); },
-    removeStorageSync: (k) => { store.delete(k); },
-    request(req) {
-      wx.requests.push(req);
-      setTimeout(() => {
-        if (o.network === 'down') return req.fail({ errMsg: 'request:fail timeout' });
-        const res = o.gateway.handle(req);
-        req.success(res);
-      }, o.delay ? o.delay(req) : 2);
+    getStorageSync: (k) => { if (o.storage === 'broken') throw new Error('getStorageSync:fail'); return store.has(k) ? store.get(k) : ''; },
+    setStorageSync: (k, v) => {
+      if (o.storage === 'broken' || o.storage === 'full') throw new Error('setStorageSync:fail exceed storage max size 10MB');
+      store.set(k, JSON.parse(JSON.stringify(v)));
     },
+    removeStorageSync: (k) => { store.delete(k); },
+    request: (req) => task(req, (res) => res),
+    uploadFile: (req) => task(Object.assign({ method: 'POST', data: { file: req.filePath, name: req.name, formData: req.formData } }, req),
+      (res) => ({ statusCode: res.statusCode, data: typeof res.data === 'string' ? res.data : JSON.stringify(res.data), errMsg: 'uploadFile:ok' })),
+    downloadFile: (req) => task(req, (res) => {
+      const p = 'wxfile://tmp_' + wx.files.size;
+      wx.files.set(p, typeof res.data === 'string' ? res.data : JSON.stringify(res.data));
+      return { statusCode: res.statusCode, tempFilePath: p, errMsg: 'downloadFile:ok' };
+    }),
+    getFileSystemManager: () => ({ readFileSync: (p) => { if (!wx.files.has(p)) throw new Error('no such file'); return wx.files.get(p); } }),
   };
-  if (o.environment === 'wxwork') {
+  if (o.environment === 'wxwork' || o.qy) {
     wx.qy = {
-      login({ success }) {
+      login(lo) {
         wx.qyLogins++;
+        wx.qyLoginOptions.push(lo);
+        if (o.qyStuck && o.qyStuck(wx.qyLogins)) return; // never calls back (the platform's timeout is not trusted either)
         const code = 'code-' + wx.qyLogins + '-' + wx.userid;
         o.gateway.codes.set(code, wx.userid);
-        setTimeout(() => success({ code, errMsg: 'qy.login:ok' }), 1);
+        setTimeout(() => lo.success({ code, errMsg: 'qy.login:ok' }), 1);
       },
     };
   }
@@ -108,20 +163,24 @@ function setup(gwOpts, wxOpts, clientOpts) {
 
 const paths = (wx) => wx.requests.map((r) => r.url.slice(BASE.length));
 
-test('environment detection', async () => {
+test('environment detection: environment, else wx.qy; asked on every call', async () => {
   assert.equal(setup().client.isWeCom(), true);
   assert.equal(setup({}, { environment: undefined }).client.isWeCom(), false); // ordinary WeChat
   assert.equal(await setup().client.detectWeCom(), true);
   assert.equal(await setup({}, { environment: undefined }).client.detectWeCom(), false);
-  // WeCom sometimes leaves environment out: a negative answer is asked again, a positive one kept.
-  const { wx } = setup();
-  const answers = [{}, { environment: 'wxwork' }, {}];
-  wx.getSystemInfoSync = () => answers.shift();
-  const c = createClient({ baseURL: BASE, wx });
-  assert.deepEqual([c.isWeCom(), c.isWeCom(), c.isWeCom(), c.isWeCom()], [false, true, true, true]);
-  assert.equal(answers.length, 1);
-  delete wx.getSystemInfoSync;
-  assert.equal(createClient({ baseURL: BASE, wx }).isWeCom(), false);
+  // environment missing but wx.qy there: WeCom, and the first request carries a token.
+  const { client, wx } = setup({}, { environment: undefined, qy: true });
+  assert.equal(client.isWeCom(), true);
+  await client.request('/api/orders');
+  assert.match(wx.requests[1].header.Authorization, /^Bearer tok-/);
+  // Not fixed at the first call: a client created before WeCom answered sees the change.
+  const w2 = setup({}, { environment: undefined }).wx;
+  const c = createClient({ baseURL: BASE, wx: w2 });
+  assert.equal(c.isWeCom(), false);
+  w2.getSystemInfoSync = () => ({ environment: 'wxwork' });
+  assert.equal(c.isWeCom(), true);
+  w2.getSystemInfoSync = () => { throw new Error('no'); };
+  assert.equal(c.isWeCom(), false);
   assert.throws(() => createClient({ wx }), /baseURL/);
 });
 
@@ -183,7 +242,7 @@ test('401 on the retry is an error, not a loop', async () => {
   await client.login();
   const handle = gateway.handle;
   gateway.handle = (req) => (req.url.endsWith('/api/orders')
-    ? { statusCode: 401, data: { error: 'unauthenticated', message: 'no' }, header: {} } : handle(req));
+    ? { statusCode: 401, data: { error: 'unauthenticated', message: 'no' }, header: { 'www-authenticate': 'Bearer realm="wecom"' } } : handle(req));
   await assert.rejects(client.request('/api/orders'), (e) => e.code === 'unauthenticated' && e.status === 401);
   assert.deepEqual(paths(wx), ['/wecom/login', '/api/orders', '/wecom/login', '/api/orders']);
   assert.equal(client.session(), null); // the refused token is dropped
@@ -260,7 +319,8 @@ test('login errors carry code and status; nothing is stored', async () => {
     assert.ok(e instanceof Error);
     assert.equal(e.code, 'user_inactive');
     assert.equal(e.status, 403);
-    assert.match(e.message, /user_inactive/);
+    assert.match(e.detail, /user_inactive/);
+    assert.equal(e.message, '你的企业微信账号已停用或未激活');
     return true;
   });
   assert.equal(wx.store.get('wecomgate'), undefined);
@@ -282,7 +342,7 @@ test('API errors and network failures carry code and status', async () => {
   const { client } = setup();
   await assert.rejects(client.request('/api/missing'), (e) => e.code === 'not_found' && e.status === 404 && e.data.message === 'no such order');
   const down = setup({}, { network: 'down' }).client;
-  await assert.rejects(down.login(), (e) => e.code === 'network_error' && e.status === 0 && /timeout/.test(e.message));
+  await assert.rejects(down.login(), (e) => e.code === 'network_error' && e.status === 0 && /timeout/.test(e.detail));
 });
 
 test('review login outside WeCom', async () => {
