@@ -387,3 +387,201 @@ test('logout clears storage even when the gateway cannot be reached', async () =
   await assert.rejects(client.logout(), { code: 'network_error' });
   assert.equal(wx.store.has('wecomgate'), false);
 });
+
+// --- issue 18: each item as the mini program developer found it ---
+
+test("a backend's own 401 with {error:unauthenticated} is returned as is: no login, no second POST", async () => {
+  const { client, wx } = setup({}, { lowerHeaders: true });
+  await client.login();
+  await assert.rejects(client.request({ url: '/api/legacy401', method: 'POST', data: { n: 1 } }),
+    (e) => e.code === 'unauthenticated' && e.status === 401 && e.message === '登录已失效，请重新登录');
+  assert.equal(paths(wx).filter((p) => p === '/api/legacy401').length, 1);
+  assert.equal(wx.qyLogins, 1);
+  assert.ok(client.session(), 'the token is kept: the gateway did not refuse it');
+});
+
+test("the gateway's 401 is recognised with a lower-case www-authenticate (HTTP/2)", async () => {
+  const { client, wx, gateway } = setup({}, { lowerHeaders: true });
+  await client.login();
+  gateway.tokens.clear();
+  const res = await client.request({ url: '/api/orders', method: 'POST' });
+  assert.equal(res.statusCode, 200);
+  assert.equal(wx.qyLogins, 2);
+});
+
+test('a stuck wx.qy.login rejects after loginTimeout and a later request tries again', async () => {
+  const { client, wx } = setup({}, { qyStuck: (n) => n === 1 }, { loginTimeout: 40 });
+  const t0 = Date.now();
+  await assert.rejects(client.request('/api/orders'), (e) => e.code === 'login_timeout' && e.status === 0);
+  assert.ok(Date.now() - t0 < 1000);
+  assert.equal(wx.qyLoginOptions[0].timeout, 40);
+  const res = await client.request('/api/orders');
+  assert.equal(res.statusCode, 200);
+  assert.equal(wx.qyLogins, 2);
+});
+
+test('the token goes to the gateway origin only', async () => {
+  const { client, wx, gateway } = setup();
+  const handle = gateway.handle;
+  gateway.handle = (req) => {
+    const u = new URL(req.url);
+    if (u.origin !== BASE) return { statusCode: 200, data: { ok: true }, header: {} }; // another host
+    return handle(Object.assign({}, req, { url: BASE + u.pathname }));
+  };
+  await client.request('/api/a');
+  for (const url of ['https://thirdparty.example.net/x', 'https://gw.example.com.evil.net/x', 'http://gw.example.com/x',
+    'https://gw.example.com:8443/x', 'https://gw.example.com@evil.net/x']) {
+    await client.request({ url, header: { 'X-Trace': '1' } });
+    const sent = wx.requests[wx.requests.length - 1];
+    assert.equal(sent.url, url);
+    assert.equal(sent.header.Authorization, undefined, url);
+  }
+  await client.request('https://GW.example.com:443/api/b'); // the same origin, spelled differently
+  assert.match(wx.requests[wx.requests.length - 1].header.Authorization, /^Bearer /);
+  assert.equal(wx.qyLogins, 1);
+});
+
+test('a path without a leading slash is joined to baseURL', async () => {
+  const { client, wx } = setup();
+  await client.request('api/orders');
+  assert.equal(wx.requests[1].url, BASE + '/api/orders');
+  assert.match(wx.requests[1].header.Authorization, /^Bearer /);
+});
+
+test("a caller's lower-case authorization header is replaced, not doubled", async () => {
+  const { client, wx } = setup();
+  const res = await client.request({ url: '/api/a', header: { authorization: 'Bearer stale', 'X-A': '1' } });
+  assert.equal(res.statusCode, 200);
+  const h = wx.requests[1].header;
+  assert.deepEqual(Object.keys(h).filter((k) => k.toLowerCase() === 'authorization'), ['Authorization']);
+  // Elsewhere the caller's header is theirs.
+  await client.request({ url: 'https://other.example.net/a', header: { authorization: 'Basic x' } }).catch(() => {});
+  assert.equal(wx.requests[2].header.authorization, 'Basic x');
+});
+
+test('Retry-After in lower case becomes err.retryAfter (seconds)', async () => {
+  const { client } = setup({}, { lowerHeaders: true });
+  await assert.rejects(client.request('/api/busy'), (e) => {
+    assert.equal(e.code, 'wecom_unavailable');
+    assert.equal(e.retryAfter, 7);
+    assert.equal(e.message, '企业微信暂时不可用，请稍后再试');
+    assert.equal(e.detail, 'busy');
+    return true;
+  });
+});
+
+test('messages: custom map, the gateway text with messages:false, http_<status> template', async () => {
+  const custom = setup({}, {}, { messages: { not_found: '没有这个订单' } }).client;
+  await assert.rejects(custom.request('/api/missing'), { code: 'not_found', message: '没有这个订单' });
+  await assert.rejects(custom.request('/api/plain401'), { code: 'http_401', message: '请求失败（HTTP 401）' });
+  const english = setup({}, {}, { messages: false }).client;
+  await assert.rejects(english.request('/api/missing'), { code: 'not_found', message: 'no such order' });
+});
+
+test('logout during a login in flight ends signed out', async () => {
+  const { client, wx } = setup();
+  const pending = client.request('/api/orders');
+  await new Promise((r) => setTimeout(r, 0)); // wx.qy.login under way
+  await client.logout();
+  await assert.rejects(pending, { code: 'signed_out' });
+  assert.equal(client.session(), null);
+  assert.equal(wx.store.has('wecomgate'), false);
+  assert.equal(paths(wx).includes('/api/orders'), false);
+});
+
+test('failing storage keeps the token in memory: one login, not one per request', async () => {
+  for (const storage of ['full', 'broken']) {
+    const { client, wx } = setup({}, { storage });
+    for (let i = 0; i < 3; i++) assert.equal((await client.request('/api/a')).statusCode, 200);
+    assert.equal(wx.qyLogins, 1, storage);
+    await client.logout();
+    assert.equal(client.session(), null);
+  }
+});
+
+test('invalid_code is retried once with a fresh code, not twice', async () => {
+  const { client, wx, gateway } = setup();
+  const handle = gateway.handle;
+  let refuse = 1;
+  gateway.handle = (req) => (req.url.endsWith('/wecom/login') && refuse-- > 0
+    ? { statusCode: 401, data: { error: 'invalid_code', message: '40029' }, header: {} } : handle(req));
+  assert.equal((await client.login()).userid, 'zhangsan');
+  assert.equal(wx.qyLogins, 2);
+  refuse = 5;
+  await assert.rejects(client.login(), { code: 'invalid_code' });
+  assert.equal(wx.qyLogins, 4);
+});
+
+test('login({corp}) during another login honours the corp', async () => {
+  const { client, gateway } = setup({ users: { zhaoliu: 'partner' } }, { userid: 'zhaoliu' }, { corp: 'partner' });
+  const first = client.login();
+  const second = client.login({ corp: 'acme' });
+  assert.equal((await first).corp, 'partner');
+  // The second login ran after the first, naming acme (then wrong_corp led back to partner).
+  assert.equal((await second).corp, 'partner');
+  assert.deepEqual(gateway.logins.map((b) => b.corp), ['partner', 'acme', 'partner']);
+  const same = setup().client;
+  const a = same.login({ corp: 'acme' });
+  assert.equal(same.login({ corp: 'acme' }), a); // the same corp shares the login
+  await a;
+});
+
+test('uploadFile: token, gateway 401 rule via onHeadersReceived, parsed error body', async () => {
+  const { client, wx, gateway } = setup();
+  const res = await client.uploadFile({ url: '/api/upload', filePath: 'wxfile://tmp_a', name: 'file', formData: { k: 'v' } });
+  assert.equal(res.statusCode, 200);
+  assert.equal(JSON.parse(res.data).userid, 'zhangsan');
+  gateway.tokens.clear();
+  const again = await client.uploadFile({ url: '/api/upload', filePath: 'wxfile://tmp_a', name: 'file' });
+  assert.equal(again.statusCode, 200);
+  assert.equal(wx.qyLogins, 2);
+  assert.equal(paths(wx).filter((p) => p === '/api/upload').length, 3);
+  await assert.rejects(client.uploadFile({ url: '/api/legacy401', filePath: 'f', name: 'file' }), { code: 'unauthenticated' });
+  assert.equal(wx.qyLogins, 2);
+});
+
+test('downloadFile: token, 401 rule, error code read from the temp file', async () => {
+  const { client, wx, gateway } = setup();
+  const res = await client.downloadFile('/files/report.pdf');
+  assert.equal(res.statusCode, 200);
+  assert.equal(wx.files.get(res.tempFilePath), 'file-bytes:zhangsan');
+  gateway.tokens.clear();
+  assert.equal((await client.downloadFile({ url: '/files/x' })).statusCode, 200);
+  assert.equal(wx.qyLogins, 2);
+  await assert.rejects(client.downloadFile('/api/missing'), { code: 'not_found', status: 404 });
+});
+
+test('abort: before the send nothing goes out; during, the task is aborted', async () => {
+  const { client, wx } = setup({}, { delay: () => 30 });
+  const early = client.request('/api/a');
+  early.abort();
+  await assert.rejects(early, { code: 'aborted' });
+  assert.equal(paths(wx).includes('/api/a'), false);
+  await client.login();
+  const late = client.uploadFile({ url: '/api/up', filePath: 'f', name: 'file' });
+  let progressed = false;
+  late.onProgressUpdate(() => { progressed = true; });
+  await new Promise((r) => setTimeout(r, 5));
+  late.abort();
+  await assert.rejects(late, { code: 'aborted', message: '请求已取消' });
+  assert.ok(progressed);
+});
+
+test('getToken: the stored token, a login in WeCom, empty outside', async () => {
+  const { client, wx } = setup();
+  const t = await client.getToken();
+  assert.equal(t, client.session().token);
+  assert.equal(await client.getToken(), t);
+  assert.equal(wx.qyLogins, 1);
+  assert.equal(await setup({}, { environment: undefined }).client.getToken(), '');
+});
+
+test('more than 10 parallel requests after a revoked token: one login, at most 10 in flight', async () => {
+  const { client, wx, gateway } = setup({}, { delay: () => 5 });
+  await client.login();
+  gateway.tokens.clear();
+  const all = await Promise.all(Array.from({ length: 25 }, (_, i) => client.request('/api/i/' + i)));
+  assert.ok(all.every((r) => r.statusCode === 200));
+  assert.equal(wx.qyLogins, 2);
+  assert.ok(wx.peak <= 10);
+});
