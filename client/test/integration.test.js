@@ -36,6 +36,10 @@ function caddyfile(ports) {
     assert.match(text, re, 'Caddyfile.example no longer uses port ' + from);
     text = text.replace(re, ':' + to);
   }
+  // A legacy backend's own 401, without the gateway's challenge: the kit must hand it back as is.
+  const backend = new RegExp('(http://:' + ports[8082] + ' \\{\\n\\tbind 127\\.0\\.0\\.1\\n)');
+  assert.match(text, backend, 'the backend block of Caddyfile.example changed');
+  text = text.replace(backend, '$1\trespond /api/legacy401 `{"error":"unauthenticated","message":"legacy"}` 401\n');
   return text;
 }
 
@@ -45,11 +49,26 @@ function realWx(simURL, user) {
   const wx = {
     user, // { corp, userid }: who is signed in to WeCom on this "device"
     codes: 0,
+    uploads: 0,
     store,
     getSystemInfoSync: () => ({ environment: 'wxwork' }),
     getStorageSync: (k) => (store.has(k) ? store.get(k) : ''),
     setStorageSync: (k, v) => store.set(k, JSON.parse(JSON.stringify(v))),
     removeStorageSync: (k) => store.delete(k),
+    uploadFile(o) {
+      wx.uploads++;
+      const form = new FormData();
+      for (const [k, v] of Object.entries(o.formData || {})) form.append(k, v);
+      form.append(o.name, new Blob([fs.readFileSync(o.filePath)]), path.basename(o.filePath));
+      const listeners = [];
+      fetch(o.url, { method: 'POST', headers: o.header, body: form })
+        .then(async (r) => {
+          listeners.forEach((cb) => cb({ header: Object.fromEntries(r.headers) }));
+          o.success({ statusCode: r.status, data: await r.text(), errMsg: 'uploadFile:ok' }); // no header, as on the platform
+        })
+        .catch((e) => o.fail({ errMsg: 'uploadFile:fail ' + e.message }));
+      return { abort() {}, onHeadersReceived: (cb) => listeners.push(cb) };
+    },
     request(o) {
       const method = (o.method || 'GET').toUpperCase();
       const body = method === 'GET' || o.data === undefined ? undefined
@@ -198,6 +217,40 @@ test('client kit against the real gateway and simulator', { timeout: 120000 }, a
     });
     assert.equal(api.session(), null);
     assert.equal(wx.codes, 1);
+  });
+
+  await t.test("a backend's own 401 is handed back; the gateway's 401 signs in again", async () => {
+    const { wx, api } = client({ corp: 'acme', userid: 'zhangsan' });
+    await api.login();
+    await assert.rejects(api.request({ url: '/api/legacy401', method: 'POST', data: { n: 1 } }),
+      (e) => e.code === 'unauthenticated' && e.status === 401 && e.detail === 'legacy');
+    assert.equal(wx.codes, 1, "the backend's 401 caused a login");
+    assert.ok(api.session());
+    const s = wx.store.get('wecomgate');
+    wx.store.set('wecomgate', Object.assign({}, s, { token: s.token.slice(0, -4) + 'AAAA' }));
+    const res = await api.request({ url: '/api/orders', method: 'POST', data: { n: 1 } });
+    assert.equal(res.data['x-wecom-userid'], 'zhangsan');
+    assert.equal(wx.codes, 2);
+  });
+
+  await t.test('an upload carries the token and survives a rejected token', async () => {
+    const { wx, api } = client({ corp: 'acme', userid: 'zhangsan' });
+    const file = path.join(tmp, 'photo.jpg');
+    fs.writeFileSync(file, 'not really a jpeg');
+    const res = await api.uploadFile({ url: 'api/upload', filePath: file, name: 'file', formData: { k: 'v' } });
+    assert.equal(res.statusCode, 200);
+    const body = JSON.parse(res.data);
+    assert.equal(body.method, 'POST');
+    assert.equal(body.uri, '/api/upload');
+    assert.equal(body['x-wecom-userid'], 'zhangsan');
+    assert.equal(body.authorization, '');
+    // A rejected token: the gateway refused before the backend saw it, so one resend is safe.
+    const s = wx.store.get('wecomgate');
+    wx.store.set('wecomgate', Object.assign({}, s, { token: s.token.slice(0, -4) + 'AAAA' }));
+    const again = await api.uploadFile({ url: '/api/upload', filePath: file, name: 'file' });
+    assert.equal(JSON.parse(again.data)['x-wecom-userid'], 'zhangsan');
+    assert.equal(wx.codes, 2);
+    assert.equal(wx.uploads, 3);
   });
 
   await t.test('review login reaches only the public part', async () => {
