@@ -4,6 +4,7 @@ package wecomsim_test
 
 import (
 	"fmt"
+	"image/png"
 	"os"
 	"path/filepath"
 	"strings"
@@ -252,17 +253,14 @@ func wantStep(t *testing.T, what string, got stepResult, outcome string, statuse
 	}
 }
 
-// TestPlaygroundInBrowser runs the playground page in a real headless Chromium against a real
-// Caddy with the gateway, the simulator and the echo backend, and goes through the page's
-// steps as a person would.
-//
-// Set WECOM_PLAYGROUND_SCREENSHOT to a file name to also save a screenshot of the page after a
-// login and a backend call (docs/playground.png is made so).
-func TestPlaygroundInBrowser(t *testing.T) {
+// startPlayground starts Caddy with playgroundCaddyfile and returns the Chromium to drive and
+// the simulator's site; it skips the test without Chromium or with -short.
+func startPlayground(t *testing.T) (chromium, site string) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("skipping the browser test in -short mode")
 	}
-	chromium := findChromium()
+	chromium = findChromium()
 	if chromium == "" {
 		t.Skip("skipping the browser test: no Chromium found (set WECOM_CHROMIUM, or install it: apt-get install -y chromium)")
 	}
@@ -270,9 +268,14 @@ func TestPlaygroundInBrowser(t *testing.T) {
 	t.Setenv("XDG_DATA_HOME", t.TempDir())
 	addrs := testcaddy.Listen(t, 3)
 	testcaddy.Start(t, fmt.Sprintf(playgroundCaddyfile, addrs[0].Port(), addrs[1].Port(), addrs[2].Port(), t.TempDir(), testcaddy.DefaultBind))
+	return chromium, addrs[1].URL()
+}
 
-	b := launchBrowser(t, chromium, 1280, 900)
-	p := playground{t: t, b: b}
+// newPlayground launches Chromium at the given viewport and fails the test on the page's
+// problems (uncaught exceptions, CSP reports).
+func newPlayground(t *testing.T, chromium string, width, height int) playground {
+	t.Helper()
+	b := launchBrowser(t, chromium, width, height)
 	t.Cleanup(func() {
 		if probs := b.Problems(); len(probs) > 0 {
 			t.Errorf("the page reported problems:\n%s", strings.Join(probs, "\n"))
@@ -281,7 +284,18 @@ func TestPlaygroundInBrowser(t *testing.T) {
 			t.Logf("page console:\n%s", strings.Join(b.Console(), "\n"))
 		}
 	})
-	b.Navigate(addrs[1].URL() + "/sim/playground")
+	return playground{t: t, b: b}
+}
+
+// TestPlaygroundInBrowser runs the playground page in a real headless Chromium against a real
+// Caddy with the gateway, the simulator and the echo backend, and goes through the page's
+// steps as a person would.
+func TestPlaygroundInBrowser(t *testing.T) {
+	chromium, site := startPlayground(t)
+	p := newPlayground(t, chromium, 1280, 900)
+	b := p.b
+	// The page cannot learn the gateway's recheck: it is told, here the Caddyfile's 1s.
+	b.Navigate(site + "/sim/playground?recheck=1s")
 
 	// The page lists the simulator's corps and users.
 	b.WaitFor("the contacts", `document.querySelectorAll("tr[data-user]").length === 7`, 20*time.Second)
@@ -331,9 +345,10 @@ func TestPlaygroundInBrowser(t *testing.T) {
 	b.MustEval("app.token", &token)
 	var html string
 	b.MustEval("document.documentElement.outerHTML", &html)
-	if len(token) < 20 || strings.Contains(html, token) || !strings.Contains(html, token[:8]+"…") {
-		t.Errorf("the page should show the token only shortened to %s…", token[:min(8, len(token))])
+	if len(token) < 20 || strings.Contains(html, token) || !strings.Contains(html, "…"+token[len(token)-8:]) {
+		t.Errorf("the page should show the token only by its tail …%s", token[max(0, len(token)-8):])
 	}
+	p.wantText("the signed-in user", "#signedin", "signed in as zhangsan @ acme")
 
 	// The backend sees the identity headers, and not the token.
 	r = p.step("#backend")
@@ -348,12 +363,6 @@ func TestPlaygroundInBrowser(t *testing.T) {
 	}
 	if got := p.received("X-WeCom-Name"); !strings.Contains(got, "张三") {
 		t.Errorf("X-WeCom-Name shows %q, want it decoded to 张三", got)
-	}
-	if shot := os.Getenv("WECOM_PLAYGROUND_SCREENSHOT"); shot != "" {
-		b.MustEval(`window.scrollTo(0, 0)`, nil)
-		path, _ := filepath.Abs(shot)
-		b.Screenshot(path)
-		t.Logf("screenshot saved to %s", path)
 	}
 
 	// lisi is disabled: the login is refused, and the mini program keeps zhangsan's session.
@@ -372,6 +381,9 @@ func TestPlaygroundInBrowser(t *testing.T) {
 	p.pick("partner/zhaoliu")
 	r = p.step("#open")
 	wantStep(t, "zhaoliu's login", r, "ok", []int{200, 409, 200, 200, 200}, "wrong_corp", "signed in as zhaoliu of partner")
+	// The backend panel showed what zhangsan's call received: it starts over for zhaoliu.
+	p.wantText("the backend panel after zhaoliu's login", "#received", "nothing yet for zhaoliu", "!zhangsan")
+	p.wantText("the signed-in user", "#signedin", "signed in as zhaoliu @ partner")
 
 	// Move zhaoliu out of 项目组, the one department partner admits: the next recheck refuses him.
 	wantStep(t, "moving zhaoliu", p.choose(`tr[data-user="partner/zhaoliu"] select.move`, "8"), "ok", []int{200}, "PUT /sim/users", "zhaoliu is now in 财务部")
@@ -384,6 +396,10 @@ func TestPlaygroundInBrowser(t *testing.T) {
 	p.pick("acme/zhangsan")
 	wantStep(t, "zhangsan's login", p.step("#open"), "ok", nil, "signed in as zhangsan")
 	wantStep(t, "disabling zhangsan", p.setStatus("acme/zhangsan", 2), "ok", []int{200}, "PUT /sim/users", "zhangsan is now status 2")
+	// The countdown to the next recheck starts with the change, and ends after recheck (1s).
+	p.wantText("the recheck countdown", "#recheck", "zhangsan is now status 2", "recheck (1s)")
+	b.WaitFor("the recheck countdown to end", `document.querySelector("#recheck").dataset.left === "0"`, 10*time.Second)
+	p.wantText("the recheck countdown at its end", "#recheck", "has passed: the next request asks WeCom again")
 	r = waitDenied(t, p, "zhangsan's session", "disabling him")
 	wantStep(t, "the denied backend call", r, "error", []int{403}, "user_inactive")
 	if got := p.text("#received"); !strings.Contains(got, "user_inactive") {
@@ -410,9 +426,11 @@ func TestPlaygroundInBrowser(t *testing.T) {
 	if got := p.text("#session-info"); got != "none" {
 		t.Errorf("after logout the session panel shows %q", got)
 	}
+	p.wantText("the signed-in user after logout", "#signedin", "signed out")
 
 	// The review login reaches only the public part.
 	wantStep(t, "review login", p.step("#review-login"), "ok", []int{200, 200}, "signed in as review:reviewer")
+	p.wantText("the signed-in reviewer", "#signedin", "signed in as review:reviewer (review session)")
 	wantStep(t, "review public call", p.step("#public"), "ok", []int{200}, "GET /gateway/api/public/hello")
 	if got, rv := p.received("X-WeCom-UserId"), p.received("X-WeCom-Review"); got != "review:reviewer" || rv != "1" {
 		t.Errorf("review call: the backend received X-WeCom-UserId %q X-WeCom-Review %q", got, rv)
@@ -433,5 +451,83 @@ func waitDenied(t *testing.T, p playground, what, after string) stepResult {
 			t.Fatalf("%s still works 20s after %s:\n%s", what, after, r.Text)
 		}
 		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+// TestPlaygroundLayout opens the page by the link on the simulator's root page at a phone's
+// width and at a desktop's, signs in and calls the backend, and checks the layout: no
+// horizontal scrolling, one column under 700 px and two above, the token shown by its tail,
+// JSON never broken inside a word, and a screenshot as wide as the viewport.
+//
+// Set WECOM_PLAYGROUND_SCREENSHOT to a file name to also save the 1280 px screenshot there
+// (docs/playground.png is made so).
+func TestPlaygroundLayout(t *testing.T) {
+	chromium, site := startPlayground(t)
+	for _, size := range []struct{ width, height, columns int }{{390, 844, 1}, {1280, 900, 2}} {
+		t.Run(fmt.Sprint(size.width), func(t *testing.T) {
+			p := newPlayground(t, chromium, size.width, size.height)
+			b := p.b
+			b.Navigate(site + "/")
+			b.WaitFor("the root page", `document.querySelector("a#playground")`, 10*time.Second)
+			p.click("a#playground")
+			b.WaitFor("the contacts", `location.pathname === "/sim/playground" && document.querySelectorAll("tr[data-user]").length === 7`, 20*time.Second)
+			wantStep(t, "loading the state", p.waitStep(1, "loading the state"), "ok", []int{200})
+			p.pick("acme/zhangsan")
+			wantStep(t, "zhangsan's login", p.step("#open"), "ok", []int{200, 200, 200}, "signed in as zhangsan")
+			wantStep(t, "zhangsan's backend call", p.step("#backend"), "ok", []int{200})
+			b.MustEval(`window.scrollTo(0, 0)`, nil)
+
+			var got struct {
+				Inner, Scroll, Columns, Card int
+				Token, Shown, PreBreak       string
+			}
+			b.MustEval(`({
+				Inner: window.innerWidth,
+				Scroll: Math.max(document.documentElement.scrollWidth, document.body.scrollWidth),
+				Columns: getComputedStyle(document.querySelector("main")).gridTemplateColumns.split(" ").length,
+				Card: Math.round(document.querySelector("#miniprogram").getBoundingClientRect().width),
+				Token: app.token,
+				Shown: document.querySelector("#session-info dd").innerText,
+				PreBreak: getComputedStyle(document.querySelector(".exchange pre")).wordBreak,
+			})`, &got)
+			if got.Inner != size.width {
+				t.Errorf("the viewport is %d px wide, want %d", got.Inner, size.width)
+			}
+			if got.Scroll > got.Inner {
+				t.Errorf("the page is %d px wide in a %d px viewport: it scrolls sideways", got.Scroll, got.Inner)
+			}
+			if got.Columns != size.columns {
+				t.Errorf("at %d px the page has %d columns, want %d", size.width, got.Columns, size.columns)
+			}
+			if got.Card < 340 {
+				t.Errorf("at %d px the mini program card is %d px wide: too narrow to read", size.width, got.Card)
+			}
+			if len(got.Token) < 20 || got.Shown != "…"+got.Token[len(got.Token)-8:] {
+				t.Errorf("the session panel shows the token as %q, want its tail …%s", got.Shown, got.Token[max(0, len(got.Token)-8):])
+			}
+			if got.PreBreak == "break-all" {
+				t.Error("the exchanges' JSON breaks inside words (word-break: break-all)")
+			}
+
+			path := filepath.Join(t.TempDir(), fmt.Sprintf("playground-%d.png", size.width))
+			b.Screenshot(path)
+			f, err := os.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			cfg, err := png.DecodeConfig(f)
+			if err != nil {
+				t.Fatalf("the screenshot: %v", err)
+			}
+			if cfg.Width != size.width || cfg.Height != size.height {
+				t.Errorf("the screenshot is %dx%d, want %dx%d", cfg.Width, cfg.Height, size.width, size.height)
+			}
+			if shot := os.Getenv("WECOM_PLAYGROUND_SCREENSHOT"); shot != "" && size.width == 1280 {
+				path, _ := filepath.Abs(shot)
+				b.Screenshot(path)
+				t.Logf("screenshot saved to %s", path)
+			}
+		})
 	}
 }

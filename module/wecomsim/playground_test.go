@@ -108,6 +108,62 @@ func TestPlaygroundServed(t *testing.T) {
 	}
 }
 
+// TestPlaygroundRoot checks the page at / of the simulator's site: a link to the playground,
+// GET and HEAD only, guarded as the development interface is, and none without the playground
+// or with the gateway itself at /.
+func TestPlaygroundRoot(t *testing.T) {
+	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		w.WriteHeader(http.StatusTeapot)
+		return nil
+	})
+	serve := func(h *Handler, r *http.Request) *httptest.ResponseRecorder {
+		w := httptest.NewRecorder()
+		if err := h.ServeHTTP(w, r, next); err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	h := exampleHandler()
+	h.Playground = "/gateway"
+	provision(t, &h)
+	defer h.Cleanup()
+
+	w := serve(&h, localRequest("GET", "/", nil))
+	if w.Code != http.StatusOK || !strings.HasPrefix(w.Header().Get("Content-Type"), "text/html") {
+		t.Fatalf("GET /: %d %s", w.Code, w.Header().Get("Content-Type"))
+	}
+	if body := w.Body.String(); !strings.Contains(body, `href="/sim/playground"`) {
+		t.Errorf("GET / does not link to the playground:\n%s", body)
+	}
+	if csp := w.Header().Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") || strings.Contains(csp, "script-src") {
+		t.Errorf("GET /: Content-Security-Policy %q", csp)
+	}
+	if w := serve(&h, localRequest("HEAD", "/", nil)); w.Code != http.StatusOK {
+		t.Errorf("HEAD /: %d", w.Code)
+	}
+	if w := serve(&h, localRequest("POST", "/", nil)); w.Code != http.StatusMethodNotAllowed {
+		t.Errorf("POST /: %d, want 405", w.Code)
+	}
+	if w := serve(&h, localRequest("GET", "/other", nil)); w.Code != http.StatusTeapot {
+		t.Errorf("GET /other: %d, want it passed on", w.Code)
+	}
+	remote := localRequest("GET", "/", nil)
+	remote.RemoteAddr = "203.0.113.7:40000"
+	if w := serve(&h, remote); w.Code != http.StatusForbidden {
+		t.Errorf("GET / from another machine: %d, want 403", w.Code)
+	}
+
+	for _, gateway := range []string{"", "/"} {
+		h := exampleHandler()
+		h.Playground = gateway
+		provision(t, &h)
+		if w := serve(&h, localRequest("GET", "/", nil)); w.Code != http.StatusTeapot {
+			t.Errorf("playground %q: GET / answers %d, want it passed on", gateway, w.Code)
+		}
+		h.Cleanup()
+	}
+}
+
 func TestPlaygroundOffByDefault(t *testing.T) {
 	h := exampleHandler()
 	provision(t, &h)
