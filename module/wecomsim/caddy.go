@@ -33,6 +33,10 @@ type Handler struct {
 	// any Host. By default they answer only loopback clients (Caddy's client IP, so the real
 	// client behind a trusted proxy) at a Host of localhost or a loopback address.
 	DevAllowRemote bool `json:"dev_allow_remote,omitempty"`
+	// MiniProgramAppID is the mini program appid in the watermark of what the development
+	// interface encrypts as wx.qy.getMobile would (POST <dev_path>/userdata); default
+	// wx00000000000demo. It must equal the gateway's `decrypt <appid>`.
+	MiniProgramAppID string `json:"miniprogram_appid,omitempty"`
 
 	sim        *Simulator
 	poolKey    string
@@ -73,6 +77,9 @@ type UserConfig struct {
 	Department []int64 `json:"department,omitempty"`
 	Status     int     `json:"status,omitempty"`
 	Hidden     bool    `json:"hidden,omitempty"`
+	// Mobile and Email are revealed only as wx.qy.getMobile / wx.qy.getEmail would, encrypted.
+	Mobile string `json:"mobile,omitempty"`
+	Email  string `json:"email,omitempty"`
 }
 
 // simulators holds the running Simulators keyed by their configuration, so that a config reload
@@ -134,7 +141,7 @@ func (h *Handler) config() Config {
 	repl := caddy.NewReplacer()
 	cfg := Config{
 		TokenTTL: time.Duration(h.TokenTTL), CodeTTL: time.Duration(h.CodeTTL), DevPath: h.DevPath,
-		DevAllowRemote: h.DevAllowRemote,
+		DevAllowRemote: h.DevAllowRemote, MiniProgramAppID: h.MiniProgramAppID,
 	}
 	for _, c := range h.Corps {
 		corp := Corp{Name: c.Name, CorpID: c.CorpID, Secret: repl.ReplaceAll(c.Secret, "")}
@@ -144,6 +151,7 @@ func (h *Handler) config() Config {
 		for _, u := range c.Users {
 			corp.Users = append(corp.Users, User{
 				UserID: u.UserID, Name: u.Name, Departments: u.Department, Status: u.Status, Hidden: u.Hidden,
+				Mobile: u.Mobile, Email: u.Email,
 			})
 		}
 		corp.Departments, corp.Tags = c.contacts()

@@ -32,6 +32,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		dev_path  <path>
 //		playground <gateway path or URL>
 //		dev_allow_remote [true|false]
+//		miniprogram_appid <appid>
 //		corp <name> {
 //			corp_id <corpid>
 //			secret  <secret>
@@ -40,6 +41,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //				department <id...>
 //				status     1|2|4|5
 //				hidden     [true|false]
+//				mobile     <mobile>
+//				email      <email>
 //			}
 //			department <id> [<name>] {
 //				name   <name>
@@ -82,6 +85,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "dev_allow_remote":
 			if err := parseFlag(d, "dev_allow_remote", &h.DevAllowRemote); err != nil {
+				return err
+			}
+		case "miniprogram_appid":
+			if err := directive.OneArg(d, &h.MiniProgramAppID); err != nil {
 				return err
 			}
 		case "corp":
@@ -298,6 +305,14 @@ func parseUser(d *caddyfile.Dispenser) (UserConfig, error) {
 			u.Status = st
 		case "hidden":
 			if err := parseFlag(d, "user "+u.UserID+": hidden", &u.Hidden); err != nil {
+				return u, err
+			}
+		case "mobile":
+			if err := directive.OneArg(d, &u.Mobile); err != nil {
+				return u, err
+			}
+		case "email":
+			if err := directive.OneArg(d, &u.Email); err != nil {
 				return u, err
 			}
 		default:

@@ -26,6 +26,8 @@ func newCorp(c Corp) *corp {
 		users: make(map[string]User),
 		depts: map[int64]Department{RootDepartment: {ID: RootDepartment}},
 		tags:  make(map[int64]Tag),
+
+		sessionKeys: make(map[string]string),
 	}
 	for _, d := range c.Departments {
 		if d.ID >= 1 {

@@ -27,6 +27,8 @@ func (s *Simulator) serveDev(w http.ResponseWriter, r *http.Request) {
 	switch route {
 	case "code":
 		methods = map[string]handler{http.MethodPost: s.devCode}
+	case "userdata":
+		methods = map[string]handler{http.MethodPost: s.devUserData}
 	case "tokens/expire":
 		methods = map[string]handler{http.MethodPost: s.devExpireTokens}
 	case "faults":
@@ -77,6 +79,29 @@ func (s *Simulator) devCode(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeDevJSON(w, http.StatusOK, map[string]any{"code": code, "expires_in": int(s.codeTTL / time.Second)})
+}
+
+// devUserData answers what wx.qy.getMobile, getEmail or getEnterpriseUserInfo would give the
+// mini program of the user's latest login, for a gateway's POST /wecom/decrypt.
+func (s *Simulator) devUserData(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Corp   string `json:"corp"`
+		UserID string `json:"userid"`
+		Kind   string `json:"kind"`
+	}
+	if !decodeBody(w, r, &in) {
+		return
+	}
+	if in.UserID == "" {
+		writeDevError(w, http.StatusBadRequest, "invalid_request", "userid is required")
+		return
+	}
+	data, iv, err := s.UserData(in.Corp, in.UserID, in.Kind)
+	if err != nil {
+		writeLookupError(w, err)
+		return
+	}
+	writeDevJSON(w, http.StatusOK, map[string]string{"encrypted_data": data, "iv": iv})
 }
 
 func (s *Simulator) devExpireTokens(w http.ResponseWriter, r *http.Request) {
@@ -181,6 +206,8 @@ type userJSON struct {
 	Department *[]int64 `json:"department,omitempty"`
 	Status     *int     `json:"status,omitempty"`
 	Hidden     *bool    `json:"hidden,omitempty"`
+	Mobile     *string  `json:"mobile,omitempty"`
+	Email      *string  `json:"email,omitempty"`
 }
 
 func (s *Simulator) devSetUser(w http.ResponseWriter, r *http.Request) {
@@ -227,6 +254,12 @@ func (s *Simulator) devSetUser(w http.ResponseWriter, r *http.Request) {
 	if in.Hidden != nil {
 		u.Hidden = *in.Hidden
 	}
+	if in.Mobile != nil {
+		u.Mobile = *in.Mobile
+	}
+	if in.Email != nil {
+		u.Email = *in.Email
+	}
 	u = normalizeUser(u)
 	c.ensureDepartmentsLocked(u.Departments)
 	c.users[u.UserID] = u
@@ -238,7 +271,7 @@ func (s *Simulator) devSetUser(w http.ResponseWriter, r *http.Request) {
 
 func userOut(corpName string, u User) userJSON {
 	deps := append([]int64(nil), u.Departments...)
-	return userJSON{Corp: corpName, UserID: u.UserID, Name: &u.Name, Department: &deps, Status: &u.Status, Hidden: &u.Hidden}
+	return userJSON{Corp: corpName, UserID: u.UserID, Name: &u.Name, Department: &deps, Status: &u.Status, Hidden: &u.Hidden, Mobile: &u.Mobile, Email: &u.Email}
 }
 
 // departmentJSON is a department on the wire. Pointer fields tell a partial update which fields
@@ -488,7 +521,7 @@ func writeLookupError(w http.ResponseWriter, err error) {
 	case errors.Is(err, ErrUnknownCorp), errors.Is(err, ErrUnknownUser), errors.Is(err, ErrUnknownDepartment), errors.Is(err, ErrUnknownTag):
 		writeDevError(w, http.StatusNotFound, "not_found", err.Error())
 		return
-	case errors.Is(err, ErrDepartmentNotEmpty):
+	case errors.Is(err, ErrDepartmentNotEmpty), errors.Is(err, ErrNoLogin):
 		writeDevError(w, http.StatusConflict, "conflict", err.Error())
 		return
 	}

@@ -30,6 +30,11 @@ const (
 	DefaultDevPath  = "/sim"
 )
 
+// DefaultMiniProgramAppID is the watermark appid of [Simulator.UserData] when
+// Config.MiniProgramAppID is empty. It has the shape of a real appid (wx + 16 characters) and
+// says "demo" so that nobody mistakes it for one.
+const DefaultMiniProgramAppID = "wx00000000000demo"
+
 // Endpoint names, as used by Fault.Endpoint and Counts.
 const (
 	EndpointGetToken       = "gettoken"
@@ -58,6 +63,11 @@ var (
 	ErrUnknownTag         = errors.New("unknown tag")
 	ErrDepartmentCycle    = errors.New("department cycle")
 	ErrDepartmentNotEmpty = errors.New("department not empty")
+	// ErrNoLogin: UserData has no session_key to encrypt with, because the user has not
+	// exchanged a code at jscode2session yet (the dev interface answers 409).
+	ErrNoLogin = errors.New("no login yet")
+	// ErrUnknownKind: UserData was asked for something other than mobile, email or enterprise.
+	ErrUnknownKind = errors.New("unknown kind")
 )
 
 // RootDepartment is the id of a corp's root department, which every corp has.
@@ -72,6 +82,10 @@ type Config struct {
 	// DevAllowRemote lets any client at any Host use the development interface (and the
 	// playground); by default only loopback clients at a loopback Host may, see admitDev.
 	DevAllowRemote bool
+	// MiniProgramAppID is the mini program's appid that [Simulator.UserData] writes into the
+	// watermark, as WeCom does (not the corp id); default [DefaultMiniProgramAppID]. A gateway
+	// with `decrypt <appid>` accepts only this appid.
+	MiniProgramAppID string
 }
 
 // Corp is one WeCom organisation with the secret of the app the mini program belongs to.
@@ -92,6 +106,9 @@ type User struct {
 	Departments []int64 // empty means [1], the root department, as every WeCom member has one
 	Status      int     // 1 active, 2 disabled, 4 not activated, 5 left; 0 means 1
 	Hidden      bool    // outside the app's visible range: user/get answers 60011, tag/get leaves them out
+	// Mobile and Email are what wx.qy.getMobile and wx.qy.getEmail reveal ([Simulator.UserData]);
+	// user/get never answers them, as WeCom stopped doing for new self-built apps on 2022-06-20.
+	Mobile, Email string
 }
 
 // Department is a department (部门) of a corp's contacts, as department/simplelist shows it.
@@ -130,6 +147,7 @@ type Simulator struct {
 	devPath  string
 	// devAllowRemote turns off the loopback checks of the development interface.
 	devAllowRemote bool
+	miniAppID      string
 
 	mu        sync.Mutex
 	corps     []*corp // in configuration order: the first is the default of the dev interface
@@ -146,6 +164,9 @@ type corp struct {
 	depts            map[int64]Department // always holds the root
 	tags             map[int64]Tag
 	current          *token // what gettoken hands out while it is valid
+	// sessionKeys holds the session_key of each user's latest jscode2session, by userid: only
+	// that one decrypts what wx.qy.getMobile returns, so UserData encrypts with it.
+	sessionKeys map[string]string
 }
 
 type token struct {
@@ -176,6 +197,7 @@ func New(cfg Config) *Simulator {
 		codeTTL:        cfg.CodeTTL,
 		devPath:        normalizeDevPath(cfg.DevPath),
 		devAllowRemote: cfg.DevAllowRemote,
+		miniAppID:      cfg.MiniProgramAppID,
 		tokens:         make(map[string]*token),
 		codes:          make(map[string]*code),
 		counts:         make(map[string]int),
@@ -186,6 +208,9 @@ func New(cfg Config) *Simulator {
 	}
 	if s.codeTTL <= 0 {
 		s.codeTTL = DefaultCodeTTL
+	}
+	if s.miniAppID == "" {
+		s.miniAppID = DefaultMiniProgramAppID
 	}
 	for _, c := range cfg.Corps {
 		s.corps = append(s.corps, newCorp(c))

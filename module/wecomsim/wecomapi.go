@@ -312,7 +312,11 @@ func (s *Simulator) jscode2session(q url.Values) wxAnswer {
 	if c.corp != t.corp {
 		userID = opaqueUserID(t.corp.id, c.corp.id, c.userID)
 	}
-	return &sessionAnswer{CorpID: c.corp.id, UserID: userID, SessionKey: randomSessionKey()}
+	// Kept under the code's corp and real userid whichever token asked, as WeCom ties the
+	// session_key to the login; a new login replaces it, so only the latest one decrypts.
+	key := randomSessionKey()
+	c.corp.sessionKeys[c.userID] = key
+	return &sessionAnswer{CorpID: c.corp.id, UserID: userID, SessionKey: key}
 }
 
 func (s *Simulator) userGet(q url.Values) wxAnswer {
