@@ -83,6 +83,7 @@ func parseDirective(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 //		login_rate  <failures> <duration>
 //		assertion   <audience> [{ ttl <duration> }]
 //		forward_auth_from <cidr...>
+//		decrypt     <mini program appid>
 //	}
 func (w *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -141,6 +142,10 @@ func (w *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("login_rate: %q is not a positive duration", window)
 			}
 			w.LoginRate = &LoginRate{Failures: failures, Window: caddy.Duration(dur)}
+		case "decrypt":
+			if err := directive.OneArg(d, &w.Decrypt); err != nil {
+				return err
+			}
 		case "forward_auth_from":
 			peers := d.RemainingArgs()
 			if len(peers) == 0 {

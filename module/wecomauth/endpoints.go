@@ -40,6 +40,11 @@ func (h *Handler) serveEndpoint(w http.ResponseWriter, r *http.Request, ep strin
 		return h.serveAuth(w, r)
 	case "jwks.json":
 		return h.onlyMethod(w, r, http.MethodGet, h.serveJWKS)
+	case "decrypt":
+		if h.Decrypt == "" {
+			return h.notFound(w, r)
+		}
+		return h.onlyMethod(w, r, http.MethodPost, h.serveDecrypt)
 	default:
 		return h.notFound(w, r)
 	}
@@ -269,6 +274,11 @@ func (h *Handler) notFound(w http.ResponseWriter, r *http.Request) error {
 // a script the site's CORS policy allows, never from a cross-site form, so
 // no other site can sign a visitor in to an account of its choosing.
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) *denial {
+	return decodeBodyLimit(w, r, v, maxLoginBody)
+}
+
+// decodeBodyLimit is decodeBody for a body of at most limit bytes.
+func decodeBodyLimit(w http.ResponseWriter, r *http.Request, v any, limit int64) *denial {
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
 		return invalidRequest("send the body as JSON with Content-Type: application/json")
 	}
@@ -277,7 +287,7 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) *denial {
 	// and must not drain a dripping one for ever; it sets the next
 	// request's deadline itself.
 	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(loginBodyTimeout))
-	r.Body = http.MaxBytesReader(w, r.Body, maxLoginBody)
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
 	dec := json.NewDecoder(r.Body)
 	if err := dec.Decode(v); err != nil {
 		var tooBig *http.MaxBytesError

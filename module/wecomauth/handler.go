@@ -77,6 +77,11 @@ type Handler struct {
 	LoginRate *LoginRate `json:"login_rate,omitempty"`
 	// Adds a signed X-WeCom-Assertion JWT to every request passed on.
 	Assertion *AssertionConfig `json:"assertion,omitempty"`
+	// The mini program's appid: enables POST {endpoints}/decrypt, which
+	// decrypts wx.qy.getMobile, getEmail and getEnterpriseUserInfo data with
+	// the WeCom session_key of the session's login, for the data's
+	// watermark appid must be this.
+	Decrypt string `json:"decrypt,omitempty"`
 	// The peers (CIDR ranges of the direct TCP peer) that may do
 	// forward-auth: only they get an assertion from {endpoints}/auth and
 	// may name the request judged (X-Forwarded-Method, X-Forwarded-Uri).

@@ -53,8 +53,11 @@ type identity struct {
 
 	checkedAt time.Time // when WeCom confirmed the user (corp users)
 	expiresAt time.Time // when the session ends
-	nameEsc   string    // Name percent-encoded, as X-WeCom-Name carries it
-	values    [5]string // backing store of the header values (one allocation)
+	// sessionKey is WeCom's session_key of the login, for /wecom/decrypt
+	// (only where it is on); never logged, never answered.
+	sessionKey []byte
+	nameEsc    string    // Name percent-encoded, as X-WeCom-Name carries it
+	values     [5]string // backing store of the header values (one allocation)
 }
 
 // forward prepares an admitted request for the next handler: identity

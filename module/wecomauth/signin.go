@@ -110,7 +110,12 @@ func (h *Handler) loginWithCode(r *http.Request, code, corpName string) (*identi
 			return nil, fromWeCom(err)
 		}
 	}
-	return h.admit(ctx, corp, sess.UserID, f)
+	id, d := h.admit(ctx, corp, sess.UserID, f)
+	if id != nil && h.Decrypt != "" {
+		// Kept only where /wecom/decrypt is on, sealed into the token.
+		id.sessionKey = decodeSessionKey(sess.SessionKey)
+	}
+	return id, d
 }
 
 // spentCode is a code's exchange, remembered for a retry.
@@ -142,7 +147,10 @@ func (h *Handler) exchange(ctx context.Context, corp *corp, code, ip string) (s 
 		if err != nil {
 			return nil, err
 		}
-		s.SessionKey = "" // the gateway has no use for it: never keep a secret it doesn't need
+		// The session_key stays in memory with the exchange (a retry of the
+		// code gets the same one) and goes, sealed, into the token where
+		// /wecom/decrypt is on; it is never logged (wecom.Session's
+		// String, Format and MarshalLogObject leave it out).
 		h.shared.spent.Set(key, spentCode{session: s, at: h.now()}, codeLifetime)
 		return s, nil
 	})

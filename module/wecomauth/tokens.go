@@ -171,6 +171,7 @@ func (h *Handler) issue(id *identity) (string, session.Claims, error) {
 	if !id.checkedAt.IsZero() && id.checkedAt.Before(now) {
 		c.CheckedAt = id.checkedAt
 	}
+	c.SessionKey = id.sessionKey
 	tok, sid, err := h.ring.Seal(&c)
 	if errors.Is(err, session.ErrTooLarge) {
 		// A name or department list too long to carry: the token goes

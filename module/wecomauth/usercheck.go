@@ -70,7 +70,7 @@ func (h *Handler) check(ctx context.Context, token string) (*identity, *denial) 
 	}
 	id, d := h.checkUser(ctx, corp, p, now)
 	if id != nil {
-		id.sid, id.expiresAt = c.ID, c.ExpiresAt
+		id.sid, id.expiresAt, id.sessionKey = c.ID, c.ExpiresAt, c.SessionKey
 	}
 	return id, d
 }

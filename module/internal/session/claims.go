@@ -9,16 +9,21 @@ import (
 // Claims travel as a compact binary record rather than JSON: tokens ride in
 // every request header, and a third of their size is saved this way.
 //
-//	flags(1) | issued unix(uvarint) | lifetime s(uvarint) | [check age s(uvarint)] | 5 × (len uvarint | bytes)
+//	flags(1) | issued unix(uvarint) | lifetime s(uvarint) | [check age s(uvarint)] | [session key(16)] | 5 × (len uvarint | bytes)
 //
-// The check age is there only with flagCheckedEarlier, so tokens sealed
-// before it existed open unchanged.
+// The check age is there only with flagCheckedEarlier and the session key
+// only with flagSessionKey, so tokens sealed before they existed open
+// unchanged.
 
 const (
 	flagReview         = 1
 	flagCheckedEarlier = 2 // the user was checked before the token was issued
 	flagUnchecked      = 4 // the token carries no user facts to rely on
+	flagSessionKey     = 8 // the token carries WeCom's session_key
 )
+
+// SessionKeySize is the size of WeCom's session_key (AES-128).
+const SessionKeySize = 16
 
 var errShort = errors.New("short claims")
 
@@ -38,11 +43,17 @@ func appendClaims(b []byte, c *Claims) []byte {
 	if c.Unchecked {
 		flags |= flagUnchecked
 	}
+	if len(c.SessionKey) == SessionKeySize {
+		flags |= flagSessionKey
+	}
 	b = append(b, flags)
 	b = binary.AppendUvarint(b, uint64(iat))
 	b = binary.AppendUvarint(b, uint64(max(c.ExpiresAt.Unix()-iat, 0)))
 	if age > 0 {
 		b = binary.AppendUvarint(b, uint64(age))
+	}
+	if flags&flagSessionKey != 0 {
+		b = append(b, c.SessionKey...)
 	}
 	for _, s := range [...]string{c.UserID, c.CorpID, c.Corp, c.Name, c.Departments} {
 		b = binary.AppendUvarint(b, uint64(len(s)))
@@ -78,6 +89,13 @@ func decodeClaims(b []byte, c *Claims) error {
 		}
 		b = b[n:]
 		c.CheckedAt = time.Unix(int64(iat-age), 0)
+	}
+	if flags&flagSessionKey != 0 {
+		if len(b) < SessionKeySize {
+			return errShort
+		}
+		c.SessionKey = append([]byte(nil), b[:SessionKeySize]...)
+		b = b[SessionKeySize:]
 	}
 
 	// One allocation for all strings: they are slices of a single copy.

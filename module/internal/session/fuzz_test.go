@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -160,7 +161,7 @@ func FuzzOpen(f *testing.F) {
 					// Only authentic tokens can be expired; none of ours is yet.
 					t.Fatalf("Open(%q) = ErrExpired: the token is authentic but was never sealed to expire now", tok)
 				}
-				if c != (session.Claims{}) {
+				if !reflect.DeepEqual(c, session.Claims{}) {
 					t.Fatalf("Open(%q) failed with %v but returned claims %+v", tok, err, c)
 				}
 				continue
@@ -187,7 +188,7 @@ func FuzzOpen(f *testing.F) {
 				t.Fatalf("Open(%q) gave ID %x, want the nonce %x", tok, c.ID, id)
 			}
 			c.ID = session.ID{}
-			if c != want.claims {
+			if !reflect.DeepEqual(c, want.claims) {
 				t.Fatalf("Open(%q) = %+v, want the sealed %+v", tok, c, want.claims)
 			}
 		}
@@ -258,7 +259,7 @@ func FuzzSealRoundTrip(f *testing.F) {
 			t.Fatalf("Seal issued a %d-char token (claims of %d bytes) that Open refuses: %v", len(tok), claimBytes, err)
 		}
 		in.ID = id
-		if out != in {
+		if !reflect.DeepEqual(out, in) {
 			t.Fatalf("round trip changed claims:\n got %+v\nwant %+v", out, in)
 		}
 		if _, err := ring.Open(tok, in.ExpiresAt, b); !errors.Is(err, session.ErrExpired) {

@@ -43,6 +43,10 @@ type Claims struct {
 	// Unchecked marks a token that carries no usable user facts (they did
 	// not fit): an instance that has none of its own asks WeCom first.
 	Unchecked bool
+	// SessionKey is WeCom's session_key of the login that issued the token
+	// (SessionKeySize bytes), for decrypting wx.qy.getMobile's data; nil
+	// when not carried. Sealed like the rest: no client can read it.
+	SessionKey []byte
 }
 
 // Checked returns when WeCom confirmed the token's user.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -54,7 +55,7 @@ func TestSealOpenRoundTrip(t *testing.T) {
 			t.Fatalf("open: %v", err)
 		}
 		in.ID = id
-		if out != in {
+		if !reflect.DeepEqual(out, in) {
 			t.Fatalf("round trip changed claims:\n got %+v\nwant %+v", out, in)
 		}
 	}
@@ -284,5 +285,30 @@ func TestSealTooLarge(t *testing.T) {
 	in.Name = strings.Repeat("名", 2000)
 	if _, _, err := mustRing(t, keyA).Seal(&in, appA); !errors.Is(err, session.ErrTooLarge) {
 		t.Errorf("6,000-byte name: %v, want ErrTooLarge", err)
+	}
+}
+
+// WeCom's session_key rides sealed in the token when given, and tokens
+// without one open as before.
+func TestSessionKeyRoundTrip(t *testing.T) {
+	r := mustRing(t, keyA)
+	for _, key := range [][]byte{nil, bytes.Repeat([]byte{0x5a}, session.SessionKeySize)} {
+		in := sample()
+		in.SessionKey = key
+		in.CheckedAt = now.Add(-time.Minute)
+		tok, _, err := r.Seal(&in, appA)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(tok, base64.RawURLEncoding.EncodeToString(bytes.Repeat([]byte{0x5a}, 12))) {
+			t.Fatal("the session key is readable in the token")
+		}
+		out, err := r.Open(tok, now, appA)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(out.SessionKey, key) || !out.Checked().Equal(in.CheckedAt) {
+			t.Errorf("session key %x, checked %v; want %x, %v", out.SessionKey, out.Checked(), key, in.CheckedAt)
+		}
 	}
 }
