@@ -8,7 +8,8 @@ export type GatewayErrorCode =
 
 /** The kit's own codes; `http_<status>` is a status ≥ 400 whose body names no `error`. */
 export type KitErrorCode =
-  | 'network_error' | 'not_wecom' | 'qy_login_failed' | 'login_timeout' | 'signed_out' | 'aborted'
+  | 'network_error' | 'not_wecom' | 'qy_login_failed' | 'qy_consent_refused' | 'login_timeout'
+  | 'signed_out' | 'aborted'
   | `http_${number}`;
 
 export type ErrorCode = GatewayErrorCode | KitErrorCode;
@@ -122,6 +123,28 @@ export interface DownloadOptions {
   [option: string]: unknown;
 }
 
+/** What `POST {endpoints}/decrypt` answers for `wx.qy.getMobile`: the decrypted JSON, watermark removed. */
+export interface MobileInfo {
+  mobile: string;
+  [field: string]: unknown;
+}
+
+/** The decrypted `wx.qy.getEmail`. */
+export interface EmailInfo {
+  email: string;
+  [field: string]: unknown;
+}
+
+/** The decrypted `wx.qy.getEnterpriseUserInfo`. */
+export interface EnterpriseUserInfo {
+  corpid: string;
+  userid: string;
+  name: string;
+  /** 0 unknown, 1 male, 2 female. */
+  gender: number;
+  [field: string]: unknown;
+}
+
 export interface Client {
   /** `environment === 'wxwork'`, else the presence of `wx.qy`; asked on every call. */
   isWeCom(): boolean;
@@ -135,6 +158,17 @@ export interface Client {
   getToken(): Promise<string>;
   logout(): Promise<void>;
   session(): Session | null;
+  /**
+   * A fresh `wx.qy.login` (always: WeCom encrypts with the latest login's session_key), then
+   * `wx.qy.getMobile` (the user consents: call it from a tap), then `POST {endpoints}/decrypt`.
+   * Rejects with `not_wecom` outside WeCom, `qy_consent_refused` when wx.qy.getMobile fails,
+   * `not_found` when the gateway has no `decrypt`, `review_forbidden`, `invalid_request`.
+   */
+  getMobile(): Promise<MobileInfo>;
+  /** As `getMobile`, with `wx.qy.getEmail`. */
+  getEmail(): Promise<EmailInfo>;
+  /** As `getMobile`, with `wx.qy.getEnterpriseUserInfo` (silent for users in the app's visible range). */
+  getEnterpriseUserInfo(): Promise<EnterpriseUserInfo>;
 }
 
 export function createClient(options: ClientOptions): Client;

@@ -30,6 +30,7 @@ const zhCN = {
   network_error: '网络不稳定，请稍后再试',
   not_wecom: '请在企业微信中打开本小程序',
   qy_login_failed: '企业微信登录失败，请重试',
+  qy_consent_refused: '未获得你的授权，无法获取该信息',
   login_timeout: '登录超时，请重试',
   signed_out: '已退出登录',
   aborted: '请求已取消',
@@ -378,6 +379,33 @@ function createClient(options) {
     })));
   }
 
+  /**
+   * wx.qy.getMobile, getEmail or getEnterpriseUserInfo, decrypted by the gateway (POST
+   * {endpoints}/decrypt). WeCom encrypts with the session_key of the user's latest wx.qy.login, and
+   * the gateway decrypts with the one of the token's login: so a fresh login always comes first,
+   * even with a valid token. No second attempt on any error: another login would change the key.
+   */
+  function decrypted(api) {
+    if (!wx.qy || typeof wx.qy[api] !== 'function') {
+      return Promise.reject(makeError('not_wecom', 0, 'no wx.qy.' + api + ': not inside WeCom (or a WeCom too old for it)'));
+    }
+    return login()
+      .then((s) => new Promise((resolve, reject) => {
+        wx.qy[api]({
+          success: (r) => (r && r.encryptedData && r.iv
+            ? resolve({ token: s.token, data: { encrypted_data: r.encryptedData, iv: r.iv } })
+            : reject(makeError('qy_consent_refused', 0, 'wx.qy.' + api + ' gave no encryptedData'))),
+          fail: (e) => reject(makeError('qy_consent_refused', 0, (e && e.errMsg) || 'wx.qy.' + api + ' failed')),
+        });
+      }))
+      .then((x) => post('/decrypt', x.data, x.token).then((res) => {
+        const b = parse(res.data);
+        if (res.statusCode === 200 && b && typeof b === 'object') return b;
+        if (isGateway401(res)) dropToken(x.token);
+        throw fromResponse(res);
+      }));
+  }
+
   function logout() {
     const s = load();
     epoch++; // a login under way now ends signed out
@@ -389,7 +417,12 @@ function createClient(options) {
     });
   }
 
-  return { isWeCom, detectWeCom, login, reviewLogin, request, uploadFile, downloadFile, getToken, logout, session };
+  return {
+    isWeCom, detectWeCom, login, reviewLogin, request, uploadFile, downloadFile, getToken, logout, session,
+    getMobile: () => decrypted('getMobile'),
+    getEmail: () => decrypted('getEmail'),
+    getEnterpriseUserInfo: () => decrypted('getEnterpriseUserInfo'),
+  };
 }
 
 module.exports = { createClient, zhCN };

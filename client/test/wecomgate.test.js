@@ -19,6 +19,7 @@ function fakeGateway(opts) {
     codes: new Map(), // code -> userid
     spent: new Set(),
     logins: [], // bodies of POST /wecom/login
+    decrypts: [], // POST /wecom/decrypt as received
     seq: 0,
     handle(req) {
       const path = req.url.slice(BASE.length);
@@ -37,7 +38,7 @@ function fakeGateway(opts) {
         if (o.inactive && o.inactive.includes(userid)) return err(403, 'user_inactive');
         if (userCorp !== (corp || o.corps[0])) return err(409, 'wrong_corp', { corp: userCorp });
         const token = 'tok-' + ++gw.seq;
-        gw.tokens.set(token, { userid, corp: userCorp });
+        gw.tokens.set(token, { userid, corp: userCorp, sessionKey: code }); // the code stands for its session_key
         return json(200, { token, token_type: 'Bearer', expires_in: 86400, userid, corpid: 'ww' + userCorp, corp: userCorp, name: userid.toUpperCase() });
       }
       if (path === '/wecom/review/login') {
@@ -54,7 +55,22 @@ function fakeGateway(opts) {
         gw.tokens.delete(auth.replace(/^Bearer /, ''));
         return { statusCode: 204, data: '', header: {} };
       }
+      if (path === '/wecom/decrypt' && o.decrypt === false) return err(404, 'not_found');
       if (!user) return err(401, 'unauthenticated');
+      if (path === '/wecom/decrypt') {
+        // WeCom's encryptedData is made with the session_key of the latest wx.qy.login: the fake's
+        // is "enc:<api>:<that login's code>", decryptable only with a token from that very login.
+        gw.decrypts.push({ data: req.data, header: req.header, method: req.method });
+        if (user.review) return err(403, 'review_forbidden');
+        const d = req.data || {};
+        const m = /^enc:(\w+):(.+)$/.exec(d.encrypted_data || '');
+        if (Object.keys(d).sort().join() !== 'encrypted_data,iv' || !m || m[2] !== user.sessionKey || d.iv !== 'iv:' + m[2]) {
+          return err(400, 'invalid_request');
+        }
+        if (m[1] === 'getMobile') return json(200, { mobile: '13800000000' });
+        if (m[1] === 'getEmail') return json(200, { email: user.userid + '@example.com' });
+        return json(200, { corpid: 'ww' + user.corp, userid: user.userid, name: user.userid.toUpperCase(), gender: 1 });
+      }
       if (path === '/api/missing') return json(404, { error: 'not_found', message: 'no such order' });
       if (path === '/api/plain401') return { statusCode: 401, data: 'backend says no', header: {} };
       if (path === '/api/legacy401') return json(401, { error: 'unauthenticated', message: 'legacy backend' }); // no challenge
@@ -140,13 +156,25 @@ function fakeWx(opts) {
     getFileSystemManager: () => ({ readFileSync: (p) => { if (!wx.files.has(p)) throw new Error('no such file'); return wx.files.get(p); } }),
   };
   if (o.environment === 'wxwork' || o.qy) {
+    // getMobile, getEmail, getEnterpriseUserInfo: encrypted with the latest login's key, or refused.
+    const sensitive = (api) => (so) => {
+      wx.qyCalls.push(api);
+      setTimeout(() => (o.consent === false
+        ? so.fail({ errMsg: 'qy.' + api + ':fail auth deny' })
+        : so.success({ encryptedData: 'enc:' + api + ':' + wx.sessionKey, iv: 'iv:' + wx.sessionKey, errMsg: 'qy.' + api + ':ok' })), 1);
+    };
+    wx.qyCalls = [];
     wx.qy = {
+      getMobile: sensitive('getMobile'),
+      getEmail: sensitive('getEmail'),
+      getEnterpriseUserInfo: sensitive('getEnterpriseUserInfo'),
       login(lo) {
         wx.qyLogins++;
         wx.qyLoginOptions.push(lo);
         if (o.qyStuck && o.qyStuck(wx.qyLogins)) return; // never calls back (the platform's timeout is not trusted either)
         const code = 'code-' + wx.qyLogins + '-' + wx.userid;
         o.gateway.codes.set(code, wx.userid);
+        wx.sessionKey = code; // WeCom's session_key changes with every login
         setTimeout(() => lo.success({ code, errMsg: 'qy.login:ok' }), 1);
       },
     };
@@ -584,4 +612,77 @@ test('more than 10 parallel requests after a revoked token: one login, at most 1
   assert.ok(all.every((r) => r.statusCode === 200));
   assert.equal(wx.qyLogins, 2);
   assert.ok(wx.peak <= 10);
+});
+
+test('getMobile: a fresh login even with a valid token, then {encrypted_data, iv} to /wecom/decrypt', async () => {
+  const { client, wx, gateway } = setup();
+  const first = await client.login();
+  assert.equal(wx.qyLogins, 1);
+  assert.deepEqual(await client.getMobile(), { mobile: '13800000000' });
+  assert.equal(wx.qyLogins, 2); // logged in again although the first token was still valid
+  assert.deepEqual(wx.qyCalls, ['getMobile']);
+  const fresh = client.session().token;
+  assert.notEqual(fresh, first.token);
+  const req = wx.requests[wx.requests.length - 1];
+  assert.equal(req.url, BASE + '/wecom/decrypt');
+  assert.equal(req.method, 'POST');
+  assert.equal(req.header['Content-Type'], 'application/json');
+  assert.equal(req.header.Authorization, 'Bearer ' + fresh);
+  assert.deepEqual(req.data, { encrypted_data: 'enc:getMobile:code-2-zhangsan', iv: 'iv:code-2-zhangsan' });
+  assert.deepEqual(paths(wx), ['/wecom/login', '/wecom/login', '/wecom/decrypt']);
+  // The order matters: login, then wx.qy.getMobile (encrypted under that login's key).
+  assert.equal(gateway.decrypts.length, 1);
+});
+
+test('getEmail and getEnterpriseUserInfo; without any session they sign in first too', async () => {
+  const { client, wx } = setup();
+  assert.deepEqual(await client.getEmail(), { email: 'zhangsan@example.com' });
+  assert.deepEqual(await client.getEnterpriseUserInfo(), { corpid: 'wwacme', userid: 'zhangsan', name: 'ZHANGSAN', gender: 1 });
+  assert.equal(wx.qyLogins, 2);
+  assert.deepEqual(wx.qyCalls, ['getEmail', 'getEnterpriseUserInfo']);
+});
+
+test('getMobile: consent refused is qy_consent_refused, and nothing is posted', async () => {
+  const { client, wx, gateway } = setup({}, { consent: false });
+  await assert.rejects(client.getMobile(), (e) => {
+    assert.equal(e.name, 'WecomgateError');
+    assert.equal(e.code, 'qy_consent_refused');
+    assert.equal(e.status, 0);
+    assert.equal(e.message, '未获得你的授权，无法获取该信息');
+    assert.match(e.detail, /getMobile:fail auth deny/);
+    return true;
+  });
+  assert.equal(gateway.decrypts.length, 0);
+  assert.deepEqual(paths(wx), ['/wecom/login']);
+});
+
+test('getMobile: a gateway without decrypt answers 404, the kit rejects with not_found', async () => {
+  const { client } = setup({ decrypt: false });
+  await assert.rejects(client.getMobile(), (e) => e.code === 'not_found' && e.status === 404 && e.message === '请求的内容不存在');
+  assert.ok(client.session()); // the login it made stays
+});
+
+test('getMobile: the gateway refusing to decrypt is invalid_request, not retried', async () => {
+  const { client, wx, gateway } = setup();
+  // Another wx.qy.login between this login and wx.qy.getMobile: the data is under a newer key.
+  const orig = wx.qy.getMobile;
+  wx.qy.getMobile = (so) => wx.qy.login({ success: () => orig(so), fail: so.fail });
+  await assert.rejects(client.getMobile(), (e) => e.code === 'invalid_request' && e.status === 400);
+  assert.equal(gateway.decrypts.length, 1);
+});
+
+test('getMobile outside WeCom: not_wecom, no login, nothing sent', async () => {
+  const { client, wx } = setup({}, { environment: undefined });
+  for (const m of ['getMobile', 'getEmail', 'getEnterpriseUserInfo']) {
+    await assert.rejects(client[m](), (e) => {
+      assert.equal(e.code, 'not_wecom');
+      assert.equal(e.message, '请在企业微信中打开本小程序');
+      assert.match(e.detail, new RegExp('wx\\.qy\\.' + m));
+      return true;
+    });
+  }
+  assert.equal(wx.requests.length, 0);
+  // A review session does not help: the reviewers are outside WeCom.
+  await client.reviewLogin('reviewer', 'review-demo');
+  await assert.rejects(client.getMobile(), (e) => e.code === 'not_wecom');
 });

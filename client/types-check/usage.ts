@@ -1,5 +1,5 @@
 // Compiled with `tsc --noEmit --strict` by types-check/run.sh: the kit's types as a developer uses them.
-import { createClient, zhCN, Session, WecomgateError, ErrorCode } from 'wecomgate-client';
+import { createClient, zhCN, Session, WecomgateError, ErrorCode, MobileInfo, EnterpriseUserInfo } from 'wecomgate-client';
 
 declare const wx: object;
 
@@ -13,7 +13,7 @@ const api = createClient({
   messages: { not_found: '没有这个订单', http_error: '请求失败（{status}）' },
 });
 createClient({ baseURL: 'https://api.example.com', messages: false });
-const zh: string | undefined = zhCN.unauthenticated;
+const zh: string | undefined = zhCN.unauthenticated ?? zhCN.qy_consent_refused;
 
 interface Orders { orders: { id: number; title: string }[] }
 
@@ -32,12 +32,18 @@ async function use(): Promise<void> {
   const file: string = (await api.downloadFile('/files/a.pdf')).tempFilePath;
   const token: string = await api.getToken();
   const current: Session | null = api.session();
+  const { mobile } = await api.getMobile();
+  const m: MobileInfo = await api.getMobile();
+  const email: string = (await api.getEmail()).email;
+  const info: EnterpriseUserInfo = await api.getEnterpriseUserInfo();
+  const person: string = info.corpid + info.userid + info.name + info.gender;
   await api.logout();
-  void [who, titles, code, body, file, token, current, zh];
+  void [who, titles, code, body, file, token, current, zh, mobile.length, m, email, person];
 }
 
 use().catch((e: WecomgateError) => {
   const c: ErrorCode = e.code;
   const wait: number | undefined = e.retryAfter;
   if (c === 'wrong_corp') console.log(e.corp, e.status, e.detail, e.message, wait);
+  if (c === 'qy_consent_refused' || c === 'not_wecom') console.log(e.detail);
 });
