@@ -113,7 +113,7 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"wecom_simulator {\n corp a {\n user u {\n status 3\n }\n }\n}", "user u: status"},
 		{"wecom_simulator {\n corp a {\n user u {\n department one\n }\n }\n}", "user u: department"},
 		{"wecom_simulator {\n corp a {\n user u {\n hidden maybe\n }\n }\n}", "user u: hidden"},
-		{"wecom_simulator {\n corp a {\n user u {\n email u@x\n }\n }\n}", `user u: unknown subdirective "email"`},
+		{"wecom_simulator {\n corp a {\n user u {\n phone 1\n }\n }\n}", `user u: unknown subdirective "phone"`},
 		{"wecom_simulator {\n corp a {\n department\n }\n}", "department: want an id"},
 		{"wecom_simulator {\n corp a {\n department 2 a b\n }\n}", "department: want an id and optionally a name"},
 		{"wecom_simulator {\n corp a {\n department two\n }\n}", `department: "two" is not a department id`},

@@ -434,12 +434,15 @@ func (s *Simulator) devResetCounts(w http.ResponseWriter, _ *http.Request) {
 
 // stateJSON is everything a playground page needs to show, and no secret.
 type stateJSON struct {
-	DevPath  string         `json:"dev_path"`
-	TokenTTL string         `json:"token_ttl"`
-	CodeTTL  string         `json:"code_ttl"`
-	Corps    []corpState    `json:"corps"`
-	Faults   []faultJSON    `json:"faults"`
-	Counts   map[string]int `json:"counts"`
+	DevPath  string `json:"dev_path"`
+	TokenTTL string `json:"token_ttl"`
+	CodeTTL  string `json:"code_ttl"`
+	// MiniProgramAppID is the watermark appid of POST userdata, which the gateway's decrypt
+	// must name.
+	MiniProgramAppID string         `json:"miniprogram_appid"`
+	Corps            []corpState    `json:"corps"`
+	Faults           []faultJSON    `json:"faults"`
+	Counts           map[string]int `json:"counts"`
 }
 
 type corpState struct {
@@ -454,12 +457,13 @@ type corpState struct {
 
 func (s *Simulator) devState(w http.ResponseWriter, _ *http.Request) {
 	out := stateJSON{
-		DevPath:  s.devPath,
-		TokenTTL: s.tokenTTL.String(),
-		CodeTTL:  s.codeTTL.String(),
-		Corps:    []corpState{},
-		Faults:   []faultJSON{},
-		Counts:   s.Counts(),
+		DevPath:          s.devPath,
+		TokenTTL:         s.tokenTTL.String(),
+		CodeTTL:          s.codeTTL.String(),
+		MiniProgramAppID: s.miniAppID,
+		Corps:            []corpState{},
+		Faults:           []faultJSON{},
+		Counts:           s.Counts(),
 	}
 	s.mu.Lock()
 	for _, c := range s.corps {
