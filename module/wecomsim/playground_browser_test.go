@@ -57,6 +57,7 @@ http://127.0.0.1:%[2]d {
 	wecom_simulator {
 		dev_path /sim
 		playground /gateway
+		miniprogram_appid wx00000000000demo
 		corp acme {
 			corp_id ww00000000000acme
 			secret acme-secret-0123456789
@@ -70,6 +71,7 @@ http://127.0.0.1:%[2]d {
 			department 5 研发部
 			user zhangsan 张三 {
 				department 1 2
+				mobile 13800000000
 			}
 			user lisi 李四 {
 				department 2
@@ -395,6 +397,13 @@ func TestPlaygroundInBrowser(t *testing.T) {
 	// Disable zhangsan while signed in: the next recheck (1s here) denies the session.
 	p.pick("acme/zhangsan")
 	wantStep(t, "zhangsan's login", p.step("#open"), "ok", nil, "signed in as zhangsan")
+	// Get mobile: the simulator encrypts it for the latest login, and the page posts it to the
+	// gateway. This gateway has no decrypt line, so only the simulator's half is checked; what
+	// the gateway answers is its own tests' business.
+	r = p.step("#mobile")
+	if len(r.Statuses) != 2 || r.Statuses[0] != 200 || !strings.Contains(r.Text, "POST /sim/userdata") || !strings.Contains(r.Text, "POST /gateway/wecom/decrypt") {
+		t.Fatalf("get mobile: statuses %v, want the simulator's 200 then the gateway's answer; the page shows:\n%s", r.Statuses, r.Text)
+	}
 	wantStep(t, "disabling zhangsan", p.setStatus("acme/zhangsan", 2), "ok", []int{200}, "PUT /sim/users", "zhangsan is now status 2")
 	// The countdown to the next recheck starts with the change, and ends after recheck (1s).
 	p.wantText("the recheck countdown", "#recheck", "zhangsan is now status 2", "recheck (1s)")
