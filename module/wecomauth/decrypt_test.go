@@ -21,6 +21,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/wecomgate/wecomgate/module/internal/testcaddy"
 	"github.com/wecomgate/wecomgate/module/wecomauth"
 	"github.com/wecomgate/wecomgate/module/wecomsim"
 )
@@ -261,4 +262,30 @@ func TestInlineLoginTokenDecrypts(t *testing.T) {
 	if d := len(with) - len(without); d < 20 || d > 24 {
 		t.Errorf("the session_key adds %d characters to the token, want about 22 (16 bytes in base64)", d)
 	}
+}
+
+// Through a real Caddy: a simulator-made getMobile payload decrypts at the
+// site that signed the user in and at a second site on the same storage
+// (another instance, as far as the token is concerned).
+func TestDecryptThroughCaddy(t *testing.T) {
+	siteB := testcaddy.Listen(t, 1)[0].URL()
+	e := startGateway(t, gatewayOptions{
+		extra: "decrypt " + wecomsim.DefaultMiniProgramAppID,
+		sites: func(e *env) string {
+			return fmt.Sprintf("%s {\n\twecom_auth {\n\t\tapi_base %s\n%s\n\t\tdecrypt %s\n\t}\n\trespond ok\n}",
+				siteB, e.sim, corpBlocks(e.corps), wecomsim.DefaultMiniProgramAppID)
+		},
+	})
+	e.setUser("acme", "zhangsan", map[string]any{"mobile": "13900000000"})
+	tok := login(t, e, "acme", "zhangsan")
+	var data map[string]string
+	e.simJSON(http.MethodPost, "/sim/userdata", map[string]string{"corp": "acme", "userid": "zhangsan", "kind": "mobile"}, &data)
+	body, _ := json.Marshal(data)
+	for _, site := range []*env{e, e.at(siteB, e.sim)} {
+		r := site.do(http.MethodPost, "/wecom/decrypt", string(body), "Authorization: Bearer "+tok)
+		if r.status != http.StatusOK || r.str("mobile") != "13900000000" {
+			t.Errorf("decrypt at %s: %d %s", site.gw, r.status, r.raw)
+		}
+	}
+	expectError(t, e.do(http.MethodPost, "/wecom/decrypt", `{"encrypted_data":"AAAA","iv":"AAAA"}`, "Authorization: Bearer "+tok), http.StatusBadRequest, "invalid_request")
 }
