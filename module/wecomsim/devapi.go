@@ -36,9 +36,9 @@ func (s *Simulator) serveDev(w http.ResponseWriter, r *http.Request) {
 	case "users":
 		methods = map[string]handler{http.MethodPut: s.devSetUser}
 	case "departments":
-		methods = map[string]handler{http.MethodPut: s.devSetDepartment, http.MethodDelete: s.devDeleteDepartment}
+		methods = map[string]handler{http.MethodPut: s.devSetDepartment, http.MethodDelete: devDeleteByID(s.DeleteDepartment)}
 	case "tags":
-		methods = map[string]handler{http.MethodPut: s.devSetTag, http.MethodDelete: s.devDeleteTag}
+		methods = map[string]handler{http.MethodPut: s.devSetTag, http.MethodDelete: devDeleteByID(s.DeleteTag)}
 	case "counts":
 		methods = map[string]handler{http.MethodGet: s.devCounts, http.MethodDelete: s.devResetCounts}
 	case "state":
@@ -299,54 +299,66 @@ func (s *Simulator) devSetDepartment(w http.ResponseWriter, r *http.Request) {
 		writeDevError(w, http.StatusBadRequest, "invalid_request", "id is required")
 		return
 	}
-	// Read, merge and write under one lock, as for users.
+	s.updateCorp(w, in.Corp, func(c *corp) (any, error) {
+		d, ok := c.depts[in.ID]
+		if !ok {
+			d = Department{ID: in.ID}
+		}
+		if in.Parent != nil {
+			d.ParentID = *in.Parent
+		}
+		if in.Name != nil {
+			d.Name = *in.Name
+		}
+		if in.Order != nil {
+			d.Order = *in.Order
+		}
+		err := c.setDepartmentLocked(d)
+		return departmentOut(c.name, c.depts[in.ID]), err
+	})
+}
+
+// devDeleteByID answers the DELETE of a department or a tag: del removes
+// the id from the corp the body names.
+func devDeleteByID(del func(corp string, id int64) error) func(http.ResponseWriter, *http.Request) {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var in struct {
+			Corp string `json:"corp"`
+			ID   int64  `json:"id"`
+		}
+		if !decodeBody(w, r, &in) {
+			return
+		}
+		if in.ID == 0 {
+			writeDevError(w, http.StatusBadRequest, "invalid_request", "id is required")
+			return
+		}
+		if err := del(in.Corp, in.ID); err != nil {
+			writeLookupError(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// updateCorp reads, merges and writes under one lock, as for users, so
+// that concurrent partial updates lose nothing; change answers what the
+// request gets.
+func (s *Simulator) updateCorp(w http.ResponseWriter, corpName string, change func(c *corp) (any, error)) {
 	s.mu.Lock()
-	c := s.findCorpLocked(in.Corp)
+	c := s.findCorpLocked(corpName)
 	if c == nil {
 		s.mu.Unlock()
-		writeDevError(w, http.StatusNotFound, "not_found", fmt.Sprintf("unknown corp %q", in.Corp))
+		writeDevError(w, http.StatusNotFound, "not_found", fmt.Sprintf("unknown corp %q", corpName))
 		return
 	}
-	d, ok := c.depts[in.ID]
-	if !ok {
-		d = Department{ID: in.ID}
-	}
-	if in.Parent != nil {
-		d.ParentID = *in.Parent
-	}
-	if in.Name != nil {
-		d.Name = *in.Name
-	}
-	if in.Order != nil {
-		d.Order = *in.Order
-	}
-	err := c.setDepartmentLocked(d)
-	d, corpName := c.depts[in.ID], c.name
+	out, err := change(c)
 	s.mu.Unlock()
 	if err != nil {
 		writeLookupError(w, err)
 		return
 	}
-	writeDevJSON(w, http.StatusOK, departmentOut(corpName, d))
-}
-
-func (s *Simulator) devDeleteDepartment(w http.ResponseWriter, r *http.Request) {
-	var in struct {
-		Corp string `json:"corp"`
-		ID   int64  `json:"id"`
-	}
-	if !decodeBody(w, r, &in) {
-		return
-	}
-	if in.ID == 0 {
-		writeDevError(w, http.StatusBadRequest, "invalid_request", "id is required")
-		return
-	}
-	if err := s.DeleteDepartment(in.Corp, in.ID); err != nil {
-		writeLookupError(w, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	writeDevJSON(w, http.StatusOK, out)
 }
 
 // tagJSON is a tag on the wire. Pointer fields tell a partial update which fields were sent; a
@@ -374,53 +386,23 @@ func (s *Simulator) devSetTag(w http.ResponseWriter, r *http.Request) {
 		writeDevError(w, http.StatusBadRequest, "invalid_request", "id is required")
 		return
 	}
-	s.mu.Lock()
-	c := s.findCorpLocked(in.Corp)
-	if c == nil {
-		s.mu.Unlock()
-		writeDevError(w, http.StatusNotFound, "not_found", fmt.Sprintf("unknown corp %q", in.Corp))
-		return
-	}
-	t, ok := c.tags[in.ID]
-	if !ok {
-		t = Tag{ID: in.ID}
-	}
-	if in.Name != nil {
-		t.Name = *in.Name
-	}
-	if in.Users != nil {
-		t.UserIDs = *in.Users
-	}
-	if in.Departments != nil {
-		t.Departments = *in.Departments
-	}
-	err := c.setTagLocked(t)
-	t, corpName := c.tags[in.ID], c.name
-	s.mu.Unlock()
-	if err != nil {
-		writeLookupError(w, err)
-		return
-	}
-	writeDevJSON(w, http.StatusOK, tagOut(corpName, t))
-}
-
-func (s *Simulator) devDeleteTag(w http.ResponseWriter, r *http.Request) {
-	var in struct {
-		Corp string `json:"corp"`
-		ID   int64  `json:"id"`
-	}
-	if !decodeBody(w, r, &in) {
-		return
-	}
-	if in.ID == 0 {
-		writeDevError(w, http.StatusBadRequest, "invalid_request", "id is required")
-		return
-	}
-	if err := s.DeleteTag(in.Corp, in.ID); err != nil {
-		writeLookupError(w, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	s.updateCorp(w, in.Corp, func(c *corp) (any, error) {
+		t, ok := c.tags[in.ID]
+		if !ok {
+			t = Tag{ID: in.ID}
+		}
+		if in.Name != nil {
+			t.Name = *in.Name
+		}
+		if in.Users != nil {
+			t.UserIDs = *in.Users
+		}
+		if in.Departments != nil {
+			t.Departments = *in.Departments
+		}
+		err := c.setTagLocked(t)
+		return tagOut(c.name, c.tags[in.ID]), err
+	})
 }
 
 func (s *Simulator) devCounts(w http.ResponseWriter, _ *http.Request) {
