@@ -51,20 +51,8 @@ func (c *CorpConfig) validate() error {
 	case c.Secret == "":
 		return fmt.Errorf("corp %s: secret is required", c.Name)
 	}
-	for _, d := range c.AllowDepartments {
-		if d < 1 {
-			return fmt.Errorf("corp %s: allow_departments: %d is not a department id", c.Name, d)
-		}
-	}
-	for _, t := range c.AllowTags {
-		if t < 1 {
-			return fmt.Errorf("corp %s: allow_tags: %d is not a tag id", c.Name, t)
-		}
-	}
-	for _, u := range c.AllowUsers {
-		if !wecom.ValidUserID(u) {
-			return fmt.Errorf("corp %s: allow_users: %q is not a WeCom userid", c.Name, u)
-		}
+	if err := validateLists("allow_", c.AllowUsers, c.AllowDepartments, c.AllowTags); err != nil {
+		return fmt.Errorf("corp %s: %w", c.Name, err)
 	}
 	return nil
 }

@@ -223,7 +223,10 @@ func (h *Handler) serveAuth(w http.ResponseWriter, r *http.Request) error {
 // X-Forwarded-Uri, else "GET /". named is false when no URI was named or
 // it does not parse.
 func forwardedRequest(r *http.Request, trusted bool) (orig *http.Request, named bool) {
-	orig = r.Clone(r.Context())
+	// A shallow copy: only method and URL differ, and the path matcher
+	// reads nothing else (r.Clone would copy every header per request).
+	o := *r
+	orig = &o
 	orig.Method, orig.URL = http.MethodGet, &url.URL{Path: "/"}
 	if !trusted {
 		return orig, false

@@ -6,11 +6,14 @@ package wecomauth
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"path"
 	"slices"
 	"strings"
+
+	"github.com/wecomgate/wecomgate/module/internal/wecom"
 )
 
 // allowList is who may pass by a corp's allow_users, allow_departments
@@ -40,6 +43,28 @@ func newAllowList(users []string, depts, tags []int64, corps []string) *allowLis
 		}
 	}
 	return a
+}
+
+// validateLists checks allow-list entries as written, for a corp's
+// allow_* lines (prefix "allow_") and wecom_require's (prefix ""), so both
+// say the same thing about the same mistake.
+func validateLists(prefix string, users []string, depts, tags []int64) error {
+	for _, u := range users {
+		if !wecom.ValidUserID(u) {
+			return fmt.Errorf("%susers: %q is not a WeCom userid", prefix, u)
+		}
+	}
+	for _, d := range depts {
+		if d < 1 {
+			return fmt.Errorf("%sdepartments: %d is not a department id", prefix, d)
+		}
+	}
+	for _, t := range tags {
+		if t < 1 {
+			return fmt.Errorf("%stags: %d is not a tag id", prefix, t)
+		}
+	}
+	return nil
 }
 
 // open reports whether the list has no condition, and so admits everyone.

@@ -11,7 +11,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wecomgate/wecomgate/module/internal/directive"
-	"github.com/wecomgate/wecomgate/module/internal/wecom"
 )
 
 func init() {
@@ -65,19 +64,7 @@ func (q *Require) validate() error {
 	if len(q.Users) == 0 && len(q.Departments) == 0 && len(q.Tags) == 0 && len(q.Corps) == 0 {
 		return fmt.Errorf("at least one of users, departments, tags or corps is required")
 	}
-	for _, u := range q.Users {
-		if !wecom.ValidUserID(u) {
-			return fmt.Errorf("users: %q is not a WeCom userid", u)
-		}
-	}
-	for _, ids := range [][]int64{q.Departments, q.Tags} {
-		for _, id := range ids {
-			if id < 1 {
-				return fmt.Errorf("%d is not a department or tag id", id)
-			}
-		}
-	}
-	return nil
+	return validateLists("", q.Users, q.Departments, q.Tags)
 }
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
