@@ -29,10 +29,7 @@ func TestMain(m *testing.M) {
 		caddycmd.Main()
 		return
 	}
-	cleanup := testcaddy.IsolateHome()
-	code := m.Run()
-	cleanup()
-	os.Exit(code)
+	os.Exit(testcaddy.Run(m))
 }
 
 // gatewayOptions say how startGateway writes the Caddyfile. The zero value

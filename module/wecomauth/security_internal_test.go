@@ -78,14 +78,7 @@ func TestReviewHashesShareOneCost(t *testing.T) {
 // Item 3: the assertion reuse cache stays bounded however many distinct
 // paths a signed-in client requests.
 func TestAssertionCacheIsBounded(t *testing.T) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := newAsserterWithKey(&AssertionConfig{Audience: "api.example"}, key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := testAsserter(t)
 	id := &identity{UserID: "zhangsan", CorpID: "wwacme", Corp: "acme"}
 	now := time.Now()
 	for i := range maxCachedAssertions + 500 {
@@ -122,6 +115,19 @@ func TestBurnedCodesAreBounded(t *testing.T) {
 
 // Assertions for long paths are signed but not cached.
 func TestLongTargetsAreNotCached(t *testing.T) {
+	a := testAsserter(t)
+	id := &identity{UserID: "zhangsan"}
+	if _, err := a.sign("GET", "/"+strings.Repeat("x", maxCachedTarget), "", id, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if n := a.issued.ItemCount(); n != 0 {
+		t.Errorf("a long path was cached (%d entries)", n)
+	}
+}
+
+// testAsserter is an asserter for audience api.example with a fresh key.
+func testAsserter(t *testing.T) *asserter {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -130,11 +136,5 @@ func TestLongTargetsAreNotCached(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id := &identity{UserID: "zhangsan"}
-	if _, err := a.sign("GET", "/"+strings.Repeat("x", maxCachedTarget), "", id, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	if n := a.issued.ItemCount(); n != 0 {
-		t.Errorf("a long path was cached (%d entries)", n)
-	}
+	return a
 }

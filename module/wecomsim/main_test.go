@@ -9,8 +9,5 @@ import (
 
 // TestMain keeps the real Caddy of some tests away from the real home's config and data.
 func TestMain(m *testing.M) {
-	cleanup := testcaddy.IsolateHome()
-	code := m.Run()
-	cleanup()
-	os.Exit(code)
+	os.Exit(testcaddy.Run(m))
 }

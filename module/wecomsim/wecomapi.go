@@ -277,6 +277,20 @@ func (s *Simulator) getToken(q url.Values) wxAnswer {
 	}
 }
 
+// withToken answers a call that needs a valid access_token: under the
+// simulator's lock, answer runs with the live token, and an unknown,
+// revoked or expired one gets its errcode instead.
+func (s *Simulator) withToken(q url.Values, answer func(t *token, now time.Time) wxAnswer) wxAnswer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	t, errcode := s.tokenLocked(q.Get("access_token"), now)
+	if errcode != 0 {
+		return wxErr(errcode)
+	}
+	return answer(t, now)
+}
+
 // tokenLocked resolves an access_token to its live token or to the errcode its use answers.
 func (s *Simulator) tokenLocked(value string, now time.Time) (*token, int) {
 	t := s.tokens[value]
@@ -292,118 +306,101 @@ func (s *Simulator) tokenLocked(value string, now time.Time) (*token, int) {
 }
 
 func (s *Simulator) jscode2session(q url.Values) wxAnswer {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := time.Now()
-	t, errcode := s.tokenLocked(q.Get("access_token"), now)
-	if errcode != 0 {
-		return wxErr(errcode)
-	}
-	jsCode := q.Get("js_code")
-	if jsCode == "" {
-		return wxErr(41008)
-	}
-	c := s.codes[jsCode]
-	if c == nil || !now.Before(c.expires) {
-		return wxErr(40029)
-	}
-	delete(s.codes, jsCode) // spent, whoever asked: WeCom does the same for a foreign corp's token
-	userID := c.userID
-	if c.corp != t.corp {
-		userID = opaqueUserID(t.corp.id, c.corp.id, c.userID)
-	}
-	// Kept under the code's corp and real userid whichever token asked, as WeCom ties the
-	// session_key to the login; a new login replaces it, so only the latest one decrypts.
-	key := randomSessionKey()
-	c.corp.sessionKeys[c.userID] = key
-	return &sessionAnswer{CorpID: c.corp.id, UserID: userID, SessionKey: key}
+	return s.withToken(q, func(t *token, now time.Time) wxAnswer {
+		jsCode := q.Get("js_code")
+		if jsCode == "" {
+			return wxErr(41008)
+		}
+		c := s.codes[jsCode]
+		if c == nil || !now.Before(c.expires) {
+			return wxErr(40029)
+		}
+		delete(s.codes, jsCode) // spent, whoever asked: WeCom does the same for a foreign corp's token
+		userID := c.userID
+		if c.corp != t.corp {
+			userID = opaqueUserID(t.corp.id, c.corp.id, c.userID)
+		}
+		// Kept under the code's corp and real userid whichever token asked, as WeCom ties the
+		// session_key to the login; a new login replaces it, so only the latest one decrypts.
+		key := randomSessionKey()
+		c.corp.sessionKeys[c.userID] = key
+		return &sessionAnswer{CorpID: c.corp.id, UserID: userID, SessionKey: key}
+	})
 }
 
 func (s *Simulator) userGet(q url.Values) wxAnswer {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t, errcode := s.tokenLocked(q.Get("access_token"), time.Now())
-	if errcode != 0 {
-		return wxErr(errcode)
-	}
-	userID := q.Get("userid")
-	if userID == "" {
-		return wxErr(41009)
-	}
-	u, ok := t.corp.users[userID]
-	if !ok {
-		return wxErr(60111)
-	}
-	if u.Hidden {
-		return wxErr(60011)
-	}
-	return &userAnswer{
-		UserID:         u.UserID,
-		Name:           u.Name,
-		Department:     append([]int64(nil), u.Departments...),
-		MainDepartment: u.Departments[0],
-		Status:         u.Status,
-		IsLeaderInDept: make([]int, len(u.Departments)),
-		Order:          make([]int, len(u.Departments)),
-	}
+	return s.withToken(q, func(t *token, _ time.Time) wxAnswer {
+		userID := q.Get("userid")
+		if userID == "" {
+			return wxErr(41009)
+		}
+		u, ok := t.corp.users[userID]
+		if !ok {
+			return wxErr(60111)
+		}
+		if u.Hidden {
+			return wxErr(60011)
+		}
+		return &userAnswer{
+			UserID:         u.UserID,
+			Name:           u.Name,
+			Department:     append([]int64(nil), u.Departments...),
+			MainDepartment: u.Departments[0],
+			Status:         u.Status,
+			IsLeaderInDept: make([]int, len(u.Departments)),
+			Order:          make([]int, len(u.Departments)),
+		}
+	})
 }
 
 // departmentList answers department/simplelist (/document/path/95406): the department id and
 // all of its sub-departments, recursively, or without id the whole tree. The app sees every
 // department (its visible range is the root), so the only refusal is an id that names none.
 func (s *Simulator) departmentList(q url.Values) wxAnswer {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t, errcode := s.tokenLocked(q.Get("access_token"), time.Now())
-	if errcode != 0 {
-		return wxErr(errcode)
-	}
-	id := RootDepartment
-	if v := q.Get("id"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
+	return s.withToken(q, func(t *token, _ time.Time) wxAnswer {
+		id := RootDepartment
+		if v := q.Get("id"); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return wxErr(60123)
+			}
+			id = n
+		}
+		if _, ok := t.corp.depts[id]; !ok {
 			return wxErr(60123)
 		}
-		id = n
-	}
-	if _, ok := t.corp.depts[id]; !ok {
-		return wxErr(60123)
-	}
-	tree := t.corp.subtreeLocked(id)
-	out := &departmentListAnswer{DepartmentID: make([]departmentID, len(tree))}
-	for i, d := range tree {
-		out.DepartmentID[i] = departmentID{ID: d.ID, ParentID: d.ParentID, Order: d.Order}
-	}
-	return out
+		tree := t.corp.subtreeLocked(id)
+		out := &departmentListAnswer{DepartmentID: make([]departmentID, len(tree))}
+		for i, d := range tree {
+			out.DepartmentID[i] = departmentID{ID: d.ID, ParentID: d.ParentID, Order: d.Order}
+		}
+		return out
+	})
 }
 
 // tagGet answers tag/get (/document/path/90349): the tag's name, its members within the app's
 // visible range (hidden members are not) and its departments as listed, without their
 // sub-departments, which the caller expands with department/simplelist.
 func (s *Simulator) tagGet(q url.Values) wxAnswer {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t, errcode := s.tokenLocked(q.Get("access_token"), time.Now())
-	if errcode != 0 {
-		return wxErr(errcode)
-	}
-	v := q.Get("tagid")
-	if v == "" {
-		return wxErr(41017)
-	}
-	id, err := strconv.ParseInt(v, 10, 64)
-	if err != nil {
-		return wxErr(40068)
-	}
-	tag, ok := t.corp.tags[id]
-	if !ok {
-		return wxErr(40068)
-	}
-	out := &tagAnswer{TagName: tag.Name, UserList: []tagUser{}, PartyList: append([]int64{}, tag.Departments...)}
-	for _, uid := range tag.UserIDs {
-		if u, ok := t.corp.users[uid]; ok && !u.Hidden {
-			out.UserList = append(out.UserList, tagUser{UserID: u.UserID, Name: u.Name})
+	return s.withToken(q, func(t *token, _ time.Time) wxAnswer {
+		v := q.Get("tagid")
+		if v == "" {
+			return wxErr(41017)
 		}
-	}
-	return out
+		id, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return wxErr(40068)
+		}
+		tag, ok := t.corp.tags[id]
+		if !ok {
+			return wxErr(40068)
+		}
+		out := &tagAnswer{TagName: tag.Name, UserList: []tagUser{}, PartyList: append([]int64{}, tag.Departments...)}
+		for _, uid := range tag.UserIDs {
+			if u, ok := t.corp.users[uid]; ok && !u.Hidden {
+				out.UserList = append(out.UserList, tagUser{UserID: u.UserID, Name: u.Name})
+			}
+		}
+		return out
+	})
 }

@@ -14,10 +14,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	cleanup := testcaddy.IsolateHome()
-	code := m.Run()
-	cleanup()
-	os.Exit(code)
+	os.Exit(testcaddy.Run(m))
 }
 
 func get(t *testing.T, url string) string {

@@ -25,6 +25,16 @@ import (
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 )
 
+// Run runs a package's tests with Caddy's folders in a temporary home
+// (IsolateHome) and returns the exit code, for TestMain:
+//
+//	func TestMain(m *testing.M) { os.Exit(testcaddy.Run(m)) }
+func Run(m *testing.M) int {
+	cleanup := IsolateHome()
+	defer cleanup()
+	return m.Run()
+}
+
 // IsolateHome points Caddy's config and data folders at temporary ones so
 // that tests never read or write a real home. Call it from TestMain.
 func IsolateHome() (cleanup func()) {
