@@ -135,10 +135,10 @@ func (h *Handler) exchange(ctx context.Context, corp *corp, code, ip string) (s 
 		if sc := v.(spentCode); h.now().Sub(sc.at) < replayWindow {
 			return sc.session, true, nil
 		}
-		return wecom.Session{}, false, errBurnedCode // spent, and too long ago for a retry
+		return wecom.Session{}, false, errCodeUsed // spent, and too long ago for a retry
 	}
 	if _, ok := h.shared.burned.Get(burnKey(code)); ok {
-		return wecom.Session{}, false, errBurnedCode
+		return wecom.Session{}, false, errCodeUsed
 	}
 	v, err, _ := h.shared.codes.Do(key, func() (any, error) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.callBudget)
@@ -160,8 +160,10 @@ func (h *Handler) exchange(ctx context.Context, corp *corp, code, ip string) (s 
 	return v.(wecom.Session), false, nil
 }
 
-// errBurnedCode refuses a code that was refused unspent (see burnCode).
-var errBurnedCode = &wecom.Error{Endpoint: "jscode2session", Errcode: 40029, Errmsg: "code refused earlier by this gateway", Kind: wecom.KindInvalidCode}
+// errCodeUsed refuses, without asking WeCom, a code that is used up here:
+// burned (see burnCode) or spent longer ago than a retry comes. WeCom
+// itself would answer 40029.
+var errCodeUsed = &wecom.Error{Endpoint: "jscode2session", Errcode: 40029, Errmsg: "code already used or refused by this gateway", Kind: wecom.KindInvalidCode}
 
 // burnCode makes an inline code whose sign-in was refused worthless here
 // for a code's lifetime. Caddy's access and error logs show request
