@@ -87,11 +87,14 @@ func startGateway(t *testing.T, o gatewayOptions) *env {
 		gwAddr:  addrs[0],
 		sim:     o.sim,
 		backend: newRecorder(t),
-		client:  &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
-		clock:   newMovedClock(),
-		site:    o.site,
-		global:  o.global,
-		corps:   o.corps,
+		client: &http.Client{
+			Transport:     http.DefaultTransport.(*http.Transport).Clone(), // the test's own keep-alive pool
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+		clock:  newMovedClock(),
+		site:   o.site,
+		global: o.global,
+		corps:  o.corps,
 	}
 	if e.sim == "" {
 		e.sim, e.ownSim = addrs[1].URL(), true
@@ -106,6 +109,7 @@ func startGateway(t *testing.T, o gatewayOptions) *env {
 		e.sites = o.sites(e)
 	}
 	e.extra = o.extra
+	t.Cleanup(e.client.CloseIdleConnections)
 	testcaddy.Start(t, e.config(e.extra))
 	e.setClocks()
 	return e
@@ -135,6 +139,10 @@ func (e *env) reload(extra string) {
 	e.t.Helper()
 	e.extra = extra
 	testcaddy.Load(e.t, e.config(extra))
+	// The old config's servers close their idle connections as it stops; a
+	// POST that picked one up just before would fail with EOF (Go retries
+	// only idempotent requests), so the test starts on fresh connections.
+	e.client.CloseIdleConnections()
 	e.setClocks()
 }
 

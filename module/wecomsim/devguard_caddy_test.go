@@ -115,6 +115,7 @@ func TestDevGuardInCaddy(t *testing.T) {
 	}
 
 	testcaddy.Load(t, fmt.Sprintf(guardCaddyfile, logFile, "dev_allow_remote"))
+	http.DefaultClient.CloseIdleConnections() // the old config closed them: no POST may race that
 	addr = listenAddr(t)
 	for _, tc := range []struct{ what, method, path, contentType, body string }{
 		{"state", "GET", "/sim/state", "", ""},
