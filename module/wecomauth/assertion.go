@@ -1,6 +1,7 @@
 package wecomauth
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -18,6 +19,8 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/patrickmn/go-cache"
+
+	"github.com/wecomgate/wecomgate/module/internal/cluster"
 )
 
 // The upstream assertion lets a backend verify who is calling even if
@@ -92,12 +95,12 @@ func assertionKeyName(audience string) string {
 	return assertionKeyPrefix + hex.EncodeToString(sum[:12]) + ".pem"
 }
 
-func newAsserter(ctx caddy.Context, cfg *AssertionConfig) (*asserter, error) {
+func newAsserter(ctx context.Context, cl *cluster.Member, cfg *AssertionConfig) (*asserter, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
 	name := assertionKeyName(cfg.Audience)
-	pemBytes, err := storedSecret(ctx, name, newAssertionKey)
+	pemBytes, err := cl.Secret(ctx, name, newAssertionKey)
 	if err != nil {
 		return nil, err
 	}

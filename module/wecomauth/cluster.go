@@ -1,207 +1,131 @@
 package wecomauth
 
-// State shared through Caddy's storage by every instance: secrets the
-// gateway generates for itself, and the revocation list that makes a logout
-// hold everywhere.
+// What this handler shares with the other instances on Caddy's storage
+// (package cluster): ended sessions and users, users and directories that
+// changed in WeCom, and the secrets the gateway generates for itself.
 
 import (
 	"context"
-	"encoding/hex"
-	"errors"
-	"fmt"
-	"io/fs"
-	"path"
-	"strconv"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/certmagic"
-	"go.uber.org/zap"
-
+	"github.com/wecomgate/wecomgate/module/internal/cluster"
 	"github.com/wecomgate/wecomgate/module/internal/session"
 )
 
-// Logout must end a session on every instance that shares Caddy's storage,
-// though sessions themselves are stateless. Each logout writes a small
-// record under revokedPrefix holding the token's expiry; every instance
-// reads new records every poll interval (5 s) and deletes the ones whose token
-// would have expired anyway, so the list stays as short as the live
-// sessions that were logged out.
-const (
-	revokedPrefix         = "wecomgate/revoked"
-	defaultRevocationPoll = 5 * time.Second
-)
+// publishWait bounds how long a logout or a revoke waits for storage; the
+// event holds here at once, and a write that does not finish in time is
+// retried at every poll.
+const publishWait = 2 * time.Second
 
-var revocationPool = caddy.NewUsagePool()
+// skewTolerance is how far in the future a token's issue time may be (its
+// issuer's clock ahead of this one's) before this instance stops taking
+// the issuer's word for when the token was issued.
+const skewTolerance = 30 * time.Second
 
-type revocations struct {
-	storage certmagic.Storage
-	logger  *zap.Logger
+func userSubject(corpID, userID string) string { return corpID + "\x00" + userID }
 
-	// now is the clock of the handler that started the list; interval is
-	// how often storage is read (a test may shorten it: SetRevocationPoll).
-	now      func() time.Time
-	interval atomic.Int64 // time.Duration
-
-	// ids is replaced, never changed in place, so the request path reads
-	// it without a lock.
-	ids  atomic.Pointer[map[session.ID]int64] // → expiry, unix seconds
-	mu   sync.Mutex                           // serialises writers of ids
-	stop chan struct{}
-	done chan struct{}
-}
-
-// attachRevocations returns the revocation list of ctx's storage, starting
-// its poller if this is the first handler to use it.
-func attachRevocations(ctx caddy.Context, now func() time.Time) (*revocations, string, error) {
-	st := ctx.Storage()
-	key := "revocations|" + storageName(st)
-	val, _, err := revocationPool.LoadOrNew(key, func() (caddy.Destructor, error) {
-		rv := &revocations{storage: st, logger: ctx.Logger().Named("revocations"), now: now,
-			stop: make(chan struct{}), done: make(chan struct{})}
-		rv.interval.Store(int64(defaultRevocationPoll))
-		empty := map[session.ID]int64{}
-		rv.ids.Store(&empty)
-		rv.sync(context.Background())
-		go rv.poll()
-		return rv, nil
-	})
-	if err != nil {
-		return nil, "", err
+// ended tells whether a session was ended: its own logout, or an end of
+// every session of its user issued until then (SPEC §4, §4a, §6a).
+func (h *Handler) ended(c *session.Claims) bool {
+	if _, ok := h.cluster.Latest(cluster.SessionEnded, string(c.ID[:])); ok {
+		return true
 	}
-	return val.(*revocations), key, nil
-}
-
-// storageName identifies a storage configuration; storages that cannot say
-// who they are get a list of their own.
-func storageName(st certmagic.Storage) string {
-	if s, ok := st.(fmt.Stringer); ok {
-		return fmt.Sprintf("%T:%s", st, s.String())
-	}
-	return fmt.Sprintf("%T:%p", st, st)
-}
-
-func (rv *revocations) has(id session.ID) bool {
-	m := *rv.ids.Load()
-	if len(m) == 0 {
+	if c.Review {
 		return false
 	}
-	_, ok := m[id]
-	return ok
+	at, ok := h.cluster.Latest(cluster.UserEnded, userSubject(c.CorpID, c.UserID))
+	return ok && !c.IssuedAt.After(at)
 }
 
-// revoke ends a session here at once and, through storage, everywhere else
-// within the poll interval.
-func (rv *revocations) revoke(ctx context.Context, id session.ID, expires time.Time) error {
-	rv.add(map[session.ID]int64{id: expires.Unix()}, rv.now())
-	err := rv.storage.Store(ctx, path.Join(revokedPrefix, hex.EncodeToString(id[:])),
-		[]byte(strconv.FormatInt(expires.Unix(), 10)))
-	if err != nil {
-		return fmt.Errorf("storing revocation: %w", err)
-	}
+// endSession ends one session everywhere (logout).
+func (h *Handler) endSession(ctx context.Context, c *session.Claims) {
+	ctx, cancel := context.WithTimeout(ctx, publishWait)
+	defer cancel()
+	h.cluster.Publish(ctx, cluster.Event{Kind: cluster.SessionEnded, Subject: string(c.ID[:]),
+		At: h.now(), Expires: c.ExpiresAt})
+}
+
+// endUserSessions ends every session of a user issued up to now, on every
+// instance within a poll (a deleted user, an admin's revoke). The user may
+// sign in again if WeCom still lets them.
+func (h *Handler) endUserSessions(ctx context.Context, corpID, userID string) error {
+	now := h.now()
+	ctx, cancel := context.WithTimeout(ctx, publishWait)
+	defer cancel()
+	// Second resolution (tokens carry their issue time in seconds): a
+	// token of this very second counts as issued before.
+	at := now.Truncate(time.Second)
+	h.cluster.Publish(ctx, cluster.Event{Kind: cluster.UserEnded, Subject: userSubject(corpID, userID),
+		At: at, Expires: at.Add(time.Duration(h.SessionTTL) + time.Second)})
+	h.shared.users.Delete(h.userKeyByID(corpID, userID))
 	return nil
 }
 
-// add merges new entries and drops expired ones in one copy.
-func (rv *revocations) add(entries map[session.ID]int64, now time.Time) {
-	rv.mu.Lock()
-	defer rv.mu.Unlock()
-	old := *rv.ids.Load()
-	next := make(map[session.ID]int64, len(old)+len(entries))
-	for id, exp := range old {
-		if exp > now.Unix() {
-			next[id] = exp
-		}
-	}
-	for id, exp := range entries {
-		next[id] = exp
-	}
-	rv.ids.Store(&next)
-}
-
-func (rv *revocations) poll() {
-	defer close(rv.done)
-	for {
-		interval := time.Duration(rv.interval.Load())
-		select {
-		case <-rv.stop:
-			return
-		case <-time.After(interval):
-			ctx, cancel := context.WithTimeout(context.Background(), interval)
-			rv.sync(ctx)
-			cancel()
-		}
-	}
-}
-
-// sync reads records this instance has not seen and deletes stale ones.
-func (rv *revocations) sync(ctx context.Context) {
-	keys, err := rv.storage.List(ctx, revokedPrefix, false)
-	if err != nil {
-		if !errors.Is(err, fs.ErrNotExist) {
-			rv.logger.Warn("listing revocations", zap.Error(err))
-		}
-		rv.add(nil, rv.now())
-		return
-	}
-	now := rv.now()
-	known := *rv.ids.Load()
-	fresh := map[session.ID]int64{}
-	for _, key := range keys {
-		var id session.ID
-		raw, err := hex.DecodeString(path.Base(key))
-		if err != nil || len(raw) != len(id) {
-			continue
-		}
-		copy(id[:], raw)
-		if _, ok := known[id]; ok {
-			continue
-		}
-		val, err := rv.storage.Load(ctx, key)
-		if err != nil {
-			continue // deleted meanwhile by another instance
-		}
-		exp, err := strconv.ParseInt(string(val), 10, 64)
-		if err != nil || exp <= now.Unix() {
-			_ = rv.storage.Delete(ctx, key)
-			continue
-		}
-		fresh[id] = exp
-	}
-	rv.add(fresh, now)
-}
-
-// Destruct implements caddy.Destructor.
-func (rv *revocations) Destruct() error {
-	close(rv.stop)
-	<-rv.done
+// recheckUser makes every instance ask WeCom about the user at their next
+// request: what they knew was learnt before the change.
+func (h *Handler) recheckUser(ctx context.Context, corpID, userID string) error {
+	now := h.now()
+	ctx, cancel := context.WithTimeout(ctx, publishWait)
+	defer cancel()
+	h.cluster.Publish(ctx, cluster.Event{Kind: cluster.UserChanged, Subject: userSubject(corpID, userID),
+		At: now, Expires: now.Add(h.factLife())})
 	return nil
 }
 
-// storedSecret loads a secret the gateway generates for itself, creating
-// it under a storage lock so that two instances starting at once agree on
-// one value. Every instance sharing the storage then uses the same.
-func storedSecret(ctx caddy.Context, name string, generate func() []byte) ([]byte, error) {
-	st := ctx.Storage()
-	if b, err := st.Load(ctx, name); err == nil || !errors.Is(err, fs.ErrNotExist) {
-		return b, err
-	}
-	lock := strings.ReplaceAll(name, "/", "_")
-	if err := st.Lock(ctx, lock); err != nil {
-		return nil, fmt.Errorf("locking storage: %w", err)
-	}
-	defer func() { _ = st.Unlock(ctx, lock) }()
+// dropDirectory makes every instance ask WeCom again for the corp's
+// department trees and tag members.
+func (h *Handler) dropDirectory(ctx context.Context, corpID string) error {
+	now := h.now()
+	ctx, cancel := context.WithTimeout(ctx, publishWait)
+	defer cancel()
+	h.cluster.Publish(ctx, cluster.Event{Kind: cluster.DirectoryChanged, Subject: corpID,
+		At: now, Expires: now.Add(h.factLife())})
+	return nil
+}
 
-	if b, err := st.Load(ctx, name); err == nil || !errors.Is(err, fs.ErrNotExist) {
-		return b, err // another instance won the race
+// factLife is how long a WeCom answer can matter: after recheck it is
+// asked again, and within stale_grace it still serves while WeCom is down.
+func (h *Handler) factLife() time.Duration {
+	return time.Duration(h.Recheck) + time.Duration(h.StaleGrace)
+}
+
+// userChangedSince tells whether the user changed in WeCom after checked.
+func (h *Handler) userChangedSince(corpID, userID string, checked time.Time) bool {
+	at, ok := h.cluster.Latest(cluster.UserChanged, userSubject(corpID, userID))
+	return ok && !checked.After(at)
+}
+
+// directoryChangedSince tells whether the corp's directory changed after
+// fetched.
+func (h *Handler) directoryChangedSince(corpID string, fetched time.Time) bool {
+	at, ok := h.cluster.Latest(cluster.DirectoryChanged, corpID)
+	return ok && !fetched.After(at)
+}
+
+// userKeyByID is the user-facts key of a user of the corp with corpID, as
+// this handler's corp configures it ("" when none does).
+func (h *Handler) userKeyByID(corpID, userID string) string {
+	for _, c := range h.corps {
+		if c.id == corpID {
+			return userKey(c, userID)
+		}
 	}
-	b := generate()
-	if err := st.Store(ctx, name, b); err != nil {
-		return nil, fmt.Errorf("storing generated %s: %w", name, err)
+	return ""
+}
+
+// seenIssued is when this instance first saw a token whose issue time is
+// in its future (its issuer's clock runs ahead): the token's life and its
+// user's recheck are counted from then, by this instance's clock.
+func (h *Handler) seenIssued(c *session.Claims, now time.Time) time.Time {
+	if !c.IssuedAt.After(now.Add(skewTolerance)) {
+		return c.IssuedAt
 	}
-	ctx.Logger().Info("generated a secret and stored it", zap.String("name", name))
-	return b, nil
+	key := string(c.ID[:])
+	if v, ok := h.shared.futureTokens.Get(key); ok {
+		return v.(time.Time)
+	}
+	// Gone when the token would be: its life, from now. (The cluster's
+	// heartbeats warn about the clocks; this would repeat it per token.)
+	h.shared.futureTokens.Set(key, now, c.ExpiresAt.Sub(c.IssuedAt))
+	return now
 }

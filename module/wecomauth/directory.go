@@ -36,7 +36,7 @@ func dirKey(c *corp, kind string, id int64) string {
 // subtree returns department root and every department below it, as the
 // app sees them; an unknown or invisible department is an empty tree.
 func (h *Handler) subtree(ctx context.Context, c *corp, root int64) (map[int64]bool, error) {
-	v, err := h.directoryFact(ctx, dirKey(c, "department", root), func(ctx context.Context) (any, error) {
+	v, err := h.directoryFact(ctx, c, dirKey(c, "department", root), func(ctx context.Context) (any, error) {
 		deps, err := h.shared.client.DepartmentTree(ctx, c.credentials(), root)
 		if wecom.KindOf(err) == wecom.KindNotFound {
 			return map[int64]bool{}, nil
@@ -58,7 +58,7 @@ func (h *Handler) subtree(ctx context.Context, c *corp, root int64) (map[int64]b
 
 // tagMembers returns who tag id holds; an unknown tag holds nobody.
 func (h *Handler) tagMembers(ctx context.Context, c *corp, id int64) (*tagSet, error) {
-	v, err := h.directoryFact(ctx, dirKey(c, "tag", id), func(ctx context.Context) (any, error) {
+	v, err := h.directoryFact(ctx, c, dirKey(c, "tag", id), func(ctx context.Context) (any, error) {
 		m, err := h.shared.client.Tag(ctx, c.credentials(), id)
 		if wecom.KindOf(err) == wecom.KindNotFound {
 			return &tagSet{}, nil
@@ -82,13 +82,13 @@ func (h *Handler) tagMembers(ctx context.Context, c *corp, id int64) (*tagSet, e
 // than recheck, else asks WeCom (once for all who wait) and keeps the new
 // answer. While WeCom fails, an answer younger than stale_grace serves, and
 // WeCom is not asked again for a pause after each failed attempt.
-func (h *Handler) directoryFact(ctx context.Context, key string, fetch func(context.Context) (any, error)) (any, error) {
+func (h *Handler) directoryFact(ctx context.Context, c *corp, key string, fetch func(context.Context) (any, error)) (any, error) {
 	recheck, grace := time.Duration(h.Recheck), time.Duration(h.StaleGrace)
 	now := h.now()
 	var last *dirFact
 	if v, ok := h.shared.directory.Get(key); ok {
 		last = v.(*dirFact)
-		if now.Sub(last.checkedAt) < recheck {
+		if now.Sub(last.checkedAt) < recheck && !h.directoryChangedSince(c.id, last.checkedAt) {
 			return last.value, nil
 		}
 		if now.Before(last.retryAt) {

@@ -127,14 +127,9 @@ type signInAnswer struct {
 func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) error {
 	if tok, present, _ := h.credential(r); present {
 		if c, err := h.ring.Open(tok, h.now()); err == nil {
-			// The record must reach storage even if the client hangs up now.
-			ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
-			err := h.revoked.revoke(ctx, c.ID, c.ExpiresAt)
-			cancel()
-			if err != nil {
-				// Ended here; other instances may accept it until it expires.
-				h.logger.Error("logout not shared with other instances", zapErr(err))
-			}
+			// Ended here at once; the record reaches storage even if the
+			// client hangs up now, or later if storage fails now.
+			h.endSession(context.WithoutCancel(r.Context()), &c)
 		}
 	}
 	http.SetCookie(w, &http.Cookie{

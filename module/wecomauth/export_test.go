@@ -41,4 +41,4 @@ func NoSlotWait(h *Handler) { h.limiter.slotWait = 0 }
 
 // SetRevocationPoll sets how often h's revocation list reads storage (the
 // list is shared by the handlers of one storage).
-func SetRevocationPoll(h *Handler, d time.Duration) { h.revoked.interval.Store(int64(d)) }
+func SetRevocationPoll(h *Handler, d time.Duration) { h.cluster.SetInterval(d) }

@@ -33,6 +33,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/wecomgate/wecomgate/module/internal/cluster"
 	"github.com/wecomgate/wecomgate/module/internal/wecom"
 )
 
@@ -95,8 +96,7 @@ type Handler struct {
 	principals      *principals
 	shared          *shared
 	sharedKey       string
-	revoked         *revocations
-	revokedKey      string
+	cluster         *cluster.Member
 	review          *review
 	limiter         *failureLimiter
 	asserter        *asserter
@@ -218,6 +218,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 
+	// The cluster first: the generated keys below are kept in it.
+	var err error
+	if h.cluster, err = cluster.Join(ctx, func() time.Time { return h.now() }); err != nil {
+		return fmt.Errorf("cluster state: %w", err)
+	}
+
 	keys := make([]string, len(h.SessionKeys))
 	for i, k := range h.SessionKeys {
 		keys[i] = repl.ReplaceKnown(k, "")
@@ -226,7 +232,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 				zap.Int("key", i+1))
 		}
 	}
-	ring, err := loadRing(ctx, keys)
+	ring, err := loadRing(ctx, h.cluster, keys)
 	if err != nil {
 		return fmt.Errorf("session_key: %w", err)
 	}
@@ -235,7 +241,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 
 	h.limiter = newFailureLimiter(h.LoginRate)
 	if h.Assertion != nil {
-		if h.asserter, err = newAsserter(ctx, h.Assertion); err != nil {
+		if h.asserter, err = newAsserter(ctx, h.cluster, h.Assertion); err != nil {
 			return fmt.Errorf("assertion: %w", err)
 		}
 	}
@@ -253,10 +259,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.shared = val.(*shared)
 	h.shared.client.ForgetFailures() // a reload retries a fixed configuration at once (SPEC §6a)
 
-	h.revoked, h.revokedKey, err = attachRevocations(ctx, h.now)
-	if err != nil {
-		return fmt.Errorf("revocation list: %w", err)
-	}
 	return nil
 }
 
@@ -379,9 +381,8 @@ func (h *Handler) Cleanup() error {
 		_, err := sharedPool.Delete(h.sharedKey)
 		errs = append(errs, err)
 	}
-	if h.revokedKey != "" {
-		_, err := revocationPool.Delete(h.revokedKey)
-		errs = append(errs, err)
+	if h.cluster != nil {
+		errs = append(errs, h.cluster.Release())
 	}
 	return errors.Join(errs...)
 }

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wecomgate/wecomgate/module/internal/cluster"
 )
 
 // The collectors live for the process: a reload provisions the handler into
@@ -53,7 +55,7 @@ func registerMetrics(reg *prometheus.Registry) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{metrics.logins, metrics.calls, metrics.latency, metrics.refreshes, metrics.rechecks} {
+	for _, c := range append([]prometheus.Collector{metrics.logins, metrics.calls, metrics.latency, metrics.refreshes, metrics.rechecks}, cluster.Collectors()...) {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {

@@ -42,20 +42,24 @@ type shared struct {
 	users  *cache.Cache // userKey → *userFacts
 	// directory holds department trees and tag members, dirKey → *dirFact.
 	directory *cache.Cache
-	spent     *cache.Cache // app + client IP + code → spentCode
-	burned    *cache.Cache // hash of a code → struct{}: refused unspent, see burnCode
-	checks    singleflight.Group
-	codes     singleflight.Group
-	dirCalls  singleflight.Group
+	// futureTokens: session id → when this instance first saw a token
+	// issued in its future (seenIssued).
+	futureTokens *cache.Cache
+	spent        *cache.Cache // app + client IP + code → spentCode
+	burned       *cache.Cache // hash of a code → struct{}: refused unspent, see burnCode
+	checks       singleflight.Group
+	codes        singleflight.Group
+	dirCalls     singleflight.Group
 }
 
 func newShared(apiBase string, logger *zap.Logger) *shared {
 	return &shared{
-		client:    wecom.New(wecom.Options{BaseURL: apiBase, Logger: logger.Named("wecom"), Observer: observer{}}),
-		users:     cache.New(cache.NoExpiration, 10*time.Minute),
-		directory: cache.New(cache.NoExpiration, 10*time.Minute),
-		spent:     cache.New(codeLifetime, time.Minute),
-		burned:    cache.New(codeLifetime, time.Minute),
+		client:       wecom.New(wecom.Options{BaseURL: apiBase, Logger: logger.Named("wecom"), Observer: observer{}}),
+		users:        cache.New(cache.NoExpiration, 10*time.Minute),
+		directory:    cache.New(cache.NoExpiration, 10*time.Minute),
+		futureTokens: cache.New(cache.NoExpiration, time.Minute),
+		spent:        cache.New(codeLifetime, time.Minute),
+		burned:       cache.New(codeLifetime, time.Minute),
 	}
 }
 
@@ -63,6 +67,7 @@ func newShared(apiBase string, logger *zap.Logger) *shared {
 func (s *shared) Destruct() error {
 	s.users.Flush()
 	s.directory.Flush()
+	s.futureTokens.Flush()
 	s.spent.Flush()
 	s.burned.Flush()
 	return nil

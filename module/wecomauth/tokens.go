@@ -5,6 +5,7 @@ package wecomauth
 // issued it, the cache of opened tokens, and issuing new ones.
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
@@ -15,9 +16,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/wecomgate/wecomgate/module/internal/cluster"
 	"github.com/wecomgate/wecomgate/module/internal/session"
 )
 
@@ -28,7 +29,7 @@ const generatedKeyName = "wecomgate/session_key"
 
 // loadRing builds the key ring from configured keys or, without any, from
 // the key kept in Caddy's storage.
-func loadRing(ctx caddy.Context, configured []string) (*session.Ring, error) {
+func loadRing(ctx context.Context, cl *cluster.Member, configured []string) (*session.Ring, error) {
 	if len(configured) > 0 {
 		keys := make([][]byte, 0, len(configured))
 		for i, s := range configured {
@@ -40,7 +41,7 @@ func loadRing(ctx caddy.Context, configured []string) (*session.Ring, error) {
 		}
 		return session.NewRing(keys...)
 	}
-	k, err := storedKey(ctx)
+	k, err := storedKey(ctx, cl)
 	if err != nil {
 		return nil, err
 	}
@@ -61,8 +62,8 @@ func decodeKey(s string) ([]byte, error) {
 }
 
 // storedKey loads the generated session key, creating it if need be.
-func storedKey(ctx caddy.Context) ([]byte, error) {
-	b, err := storedSecret(ctx, generatedKeyName, func() []byte {
+func storedKey(ctx context.Context, cl *cluster.Member) ([]byte, error) {
+	b, err := cl.Secret(ctx, generatedKeyName, func() []byte {
 		return []byte(base64.StdEncoding.EncodeToString(session.NewKey()))
 	})
 	if err != nil {

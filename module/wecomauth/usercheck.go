@@ -52,8 +52,11 @@ func (h *Handler) check(ctx context.Context, token string) (*identity, *denial) 
 		return nil, badSession()
 	}
 	c := &p.claims
-	if h.revoked.has(c.ID) {
+	if h.ended(c) {
 		return nil, badSession()
+	}
+	if seen := h.seenIssued(c, now); !seen.Equal(c.IssuedAt) && !now.Before(seen.Add(c.ExpiresAt.Sub(c.IssuedAt))) {
+		return nil, badSession() // its life, counted by this instance's clock, is over
 	}
 	if c.Review {
 		name, _ := strings.CutPrefix(c.UserID, reviewUserPrefix)
@@ -87,8 +90,15 @@ func (h *Handler) checkUser(ctx context.Context, corp *corp, p *principal, now t
 		// The login that issued the token checked the user, later than
 		// anything this instance knows.
 		f = p.asIssued
+		if seen := h.seenIssued(&p.claims, now); f.checkedAt.After(seen) {
+			// Its issuer's clock runs ahead: the check counts from when
+			// this instance first saw the token.
+			early := *f
+			early.checkedAt = seen
+			f = &early
+		}
 	}
-	if now.Sub(f.checkedAt) < recheck {
+	if now.Sub(f.checkedAt) < recheck && !h.userChangedSince(corp.id, userID, f.checkedAt) {
 		return h.admit(ctx, corp, userID, f)
 	}
 
