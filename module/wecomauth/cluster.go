@@ -117,13 +117,18 @@ func (h *Handler) userKeyByID(corpID, userID string) string {
 // in its future (its issuer's clock runs ahead): the token's life and its
 // user's recheck are counted from then, by this instance's clock.
 func (h *Handler) seenIssued(c *session.Claims, now time.Time) time.Time {
-	if !c.IssuedAt.After(now.Add(skewTolerance)) {
+	future := c.IssuedAt.After(now.Add(skewTolerance))
+	if !future && !h.shared.sawFuture.Load() {
 		return c.IssuedAt
 	}
 	key := string(c.ID[:])
 	if v, ok := h.shared.futureTokens.Get(key); ok {
-		return v.(time.Time)
+		return v.(time.Time) // first seen in the future: so it stays
 	}
+	if !future {
+		return c.IssuedAt
+	}
+	h.shared.sawFuture.Store(true)
 	// Gone when the token would be: its life, from now. (The cluster's
 	// heartbeats warn about the clocks; this would repeat it per token.)
 	h.shared.futureTokens.Set(key, now, c.ExpiresAt.Sub(c.IssuedAt))

@@ -1,6 +1,7 @@
 package wecomauth
 
 import (
+	"context"
 	"time"
 
 	"github.com/wecomgate/wecomgate/module/internal/session"
@@ -38,6 +39,23 @@ const MaxCodeSignIns = maxCodeSignIns
 // NoSlotWait makes h answer busy at once when the sign-ins in flight are
 // at their bound, instead of waiting up to slotWait for a slot.
 func NoSlotWait(h *Handler) { h.limiter.slotWait = 0 }
+
+// EndUserSessions, RecheckUser and DropDirectory are what callbacks and
+// the admin API do to the cluster.
+func EndUserSessions(h *Handler, corpID, userID string) error {
+	return h.endUserSessions(context.Background(), corpID, userID)
+}
+
+func RecheckUser(h *Handler, corpID, userID string) error {
+	return h.recheckUser(context.Background(), corpID, userID)
+}
+
+func DropDirectory(h *Handler, corpID string) error {
+	return h.dropDirectory(context.Background(), corpID)
+}
+
+// SyncCluster runs one poll of the cluster state now.
+func SyncCluster(h *Handler) { h.cluster.Sync(context.Background()) }
 
 // SetRevocationPoll sets how often h's revocation list reads storage (the
 // list is shared by the handlers of one storage).

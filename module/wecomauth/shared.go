@@ -1,6 +1,7 @@
 package wecomauth
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -45,6 +46,7 @@ type shared struct {
 	// futureTokens: session id → when this instance first saw a token
 	// issued in its future (seenIssued).
 	futureTokens *cache.Cache
+	sawFuture    atomic.Bool  // futureTokens was ever used: look there
 	spent        *cache.Cache // app + client IP + code → spentCode
 	burned       *cache.Cache // hash of a code → struct{}: refused unspent, see burnCode
 	checks       singleflight.Group

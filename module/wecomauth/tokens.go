@@ -164,6 +164,14 @@ func (p *principals) store(token string, pr *principal) {
 // token planted before sign-in is worth nothing after it.
 func (h *Handler) issue(id *identity) (string, session.Claims, error) {
 	now := h.now()
+	if !id.Review {
+		if at, ok := h.cluster.Latest(cluster.UserEnded, userSubject(id.CorpID, id.UserID)); ok && !now.Truncate(time.Second).After(at) {
+			// The user's sessions were ended this very second: a token
+			// issued after that must not count as one of them (issue
+			// times are in seconds).
+			now = at.Add(time.Second)
+		}
+	}
 	c := session.Claims{
 		UserID: id.UserID, CorpID: id.CorpID, Corp: id.Corp,
 		Name: id.Name, Departments: id.Departments, Review: id.Review,

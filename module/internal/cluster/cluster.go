@@ -81,17 +81,15 @@ type Member struct {
 // tests can move it); the first joiner's clock is kept.
 func Join(ctx caddy.Context, now func() time.Time) (*Member, error) {
 	val, _, err := pool.LoadOrNew(poolKey, func() (caddy.Destructor, error) {
-		return newState(ctx.Logger().Named("cluster"), now), nil
+		s := newState(ctx.Logger().Named("cluster"), now)
+		go s.poll()
+		return s, nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	s := val.(*State)
-	st := ctx.Storage()
-	own := &lent{st: st, name: storageName(st)}
-	s.mu.Lock()
-	s.lent = append(s.lent, own)
-	s.mu.Unlock()
+	own := s.lend(ctx.Storage())
 	// The index must hold the cluster's events before this config serves
 	// a request; if storage cannot answer now, the poll keeps trying.
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -104,17 +102,29 @@ func Join(ctx caddy.Context, now func() time.Time) (*Member, error) {
 func (m *Member) Release() error {
 	var err error
 	m.once.Do(func() {
-		m.mu.Lock()
-		for i, l := range m.lent {
-			if l == m.own {
-				m.lent = append(m.lent[:i], m.lent[i+1:]...)
-				break
-			}
-		}
-		m.mu.Unlock()
+		m.unlend(m.own)
 		_, err = pool.Delete(poolKey)
 	})
 	return err
+}
+
+func (s *State) lend(st certmagic.Storage) *lent {
+	l := &lent{st: st, name: storageName(st)}
+	s.mu.Lock()
+	s.lent = append(s.lent, l)
+	s.mu.Unlock()
+	return l
+}
+
+func (s *State) unlend(l *lent) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, x := range s.lent {
+		if x == l {
+			s.lent = append(s.lent[:i], s.lent[i+1:]...)
+			return
+		}
+	}
 }
 
 func newState(logger *zap.Logger, now func() time.Time) *State {
@@ -133,7 +143,6 @@ func newState(logger *zap.Logger, now func() time.Time) *State {
 		done:    make(chan struct{}),
 	}
 	s.interval.Store(int64(DefaultPoll))
-	go s.poll()
 	return s
 }
 
