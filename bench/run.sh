@@ -313,6 +313,8 @@ if [ "$GO_BENCH" = 1 ]; then
 	go test -run '^$' -bench . -benchmem -count 1 ./module/internal/session/ >"$RAW/go.session.log" 2>&1 || go_ok=0
 	go test -run '^$' -bench '^BenchmarkProtected$' -benchmem -count 1 ./module/wecomauth/ >"$RAW/go.protected.log" 2>&1 || go_ok=0
 	go test -run '^$' -bench '^BenchmarkMemory10kSessions$' -benchtime 1000000x -count 1 ./module/wecomauth/ >"$RAW/go.memory.log" 2>&1 || go_ok=0
+	# Needs redis-server (it skips without); about 90 s, most of it writing the 200,000 records.
+	go test -run '^$' -bench '^BenchmarkRedis200k$' -benchtime 50x -count 1 ./module/internal/cluster/ >"$RAW/go.cluster.log" 2>&1 || go_ok=0
 	grep -h -e '^Benchmark' -e 'bench_test.go' "$RAW"/go.*.log >&2 || true
 	if [ "$go_ok" = 0 ]; then
 		tail -n 15 "$RAW"/go.*.log >&2

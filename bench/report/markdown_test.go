@@ -92,3 +92,18 @@ func TestGoBenchRows(t *testing.T) {
 		t.Errorf("goBenchRows =\n%s\nwant\n%s", got, want)
 	}
 }
+
+// The cluster benchmark's findings get a section of their own, and none
+// when it did not run (no redis-server).
+func TestGoSectionShowsTheClusterBenchmark(t *testing.T) {
+	d := &dataset{goLogs: map[string]string{"go.cluster.log": "BenchmarkRedis200k-2 \t 50\t 1 ns/op\n" +
+		"    bench_test.go:106: Redis, 200000 live logouts: a new instance loads them in 491ms\n"}}
+	got := goSection(d)
+	if !strings.Contains(got, "## The cluster state on Redis") || !strings.Contains(got, "\nRedis, 200000 live logouts: a new instance loads them in 491ms\n") {
+		t.Errorf("goSection =\n%s", got)
+	}
+	d.goLogs["go.cluster.log"] = "--- SKIP: BenchmarkRedis200k\n"
+	if strings.Contains(goSection(d), "cluster state") {
+		t.Error("a section for a benchmark that skipped")
+	}
+}

@@ -307,7 +307,7 @@ func readDir(dir string) (*dataset, error) {
 	if d.login, err = readLogin(filepath.Join(dir, "login.raw"), tick); err != nil {
 		return nil, err
 	}
-	for _, name := range []string{"go.session.log", "go.protected.log", "go.memory.log"} {
+	for _, name := range []string{"go.session.log", "go.protected.log", "go.memory.log", "go.cluster.log"} {
 		if b, err := os.ReadFile(filepath.Join(dir, name)); err == nil {
 			d.goLogs[name] = string(b)
 		} else if !errors.Is(err, os.ErrNotExist) {

@@ -160,10 +160,10 @@ func TestReloadUnderLoad(t *testing.T) {
 // configured, and a logout on one is refused on the others within 10 s.
 // Two of them start at the same moment, so they race to generate the key.
 //
-// The others learn of a logout when they next read the revocations in
-// storage (revocationPoll, 5 s, in revoke.go): both logouts, one on this
-// process and one on another, happen before the test waits, so it waits
-// for one poll, not two.
+// The others learn of a logout when they next poll storage (cluster.
+// DefaultPoll, 5 s): both logouts, one on this process and one on
+// another, happen before the test waits, so it waits for one poll, not
+// two. A reload then must not stop this instance sharing, either way.
 func TestInstancesShareSessionsAndLogouts(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts Caddy processes")
@@ -227,37 +227,48 @@ func TestInstancesShareSessionsAndLogouts(t *testing.T) {
 			statusAt(t, a, tokB) == 401 && statusAt(t, urls[1], tokB) == 401
 	})
 	t.Logf("the logouts reached the other instances after %v", time.Since(start).Round(100*time.Millisecond))
+
+	e.reload("recheck 11m")
+	tokA, tokB = login(t, e, "acme", "zhangsan"), login(t, others, "acme", "zhangsan")
+	logoutAt(t, a, tokA)
+	logoutAt(t, b, tokB)
+	refusedEverywhere(t, "a logout after a reload to reach the others", tokA, urls...)
+	refusedEverywhere(t, "a logout to reach the reloaded instance", tokB, a)
 }
 
 // startProcess runs cmd (this test binary, with the sockets it serves
-// inherited) as a Caddy with cfg until the test ends, and waits until it
-// answers at url.
-func startProcess(t *testing.T, cmd *exec.Cmd, cfg, url string) {
+// inherited) as a Caddy with cfg until the test ends or stop is called,
+// and waits until it answers at url.
+func startProcess(t *testing.T, cmd *exec.Cmd, cfg, url string) (stop func()) {
 	t.Helper()
 	file := filepath.Join(t.TempDir(), "Caddyfile")
 	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
 		t.Error(err)
-		return
+		return func() {}
 	}
 	var out syncBuffer
 	cmd.Env = append(cmd.Env, runCaddyEnv+"="+file)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Error(err)
-		return
+		return func() {}
 	}
 	exited := make(chan struct{})
 	go func() {
 		_ = cmd.Wait()
 		close(exited)
 	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("output of the Caddy at %s:\n%s", url, lastLines(out.String(), 30))
-		}
-	})
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			_ = cmd.Process.Kill()
+			<-exited
+			if t.Failed() {
+				t.Logf("output of the Caddy at %s:\n%s", url, lastLines(out.String(), 30))
+			}
+		})
+	}
+	t.Cleanup(stop)
 	// The socket is bound already, so a request waits in its backlog
 	// until the process serves it; the short timeout only lets the loop
 	// notice a process that died.
@@ -267,15 +278,16 @@ func startProcess(t *testing.T, cmd *exec.Cmd, cfg, url string) {
 		select {
 		case <-exited:
 			t.Errorf("the Caddy at %s exited", url)
-			return
+			return stop
 		default:
 		}
 		if resp, err := client.Get(url + "/wecom/session"); err == nil {
 			resp.Body.Close()
-			return
+			return stop
 		}
 	}
 	t.Errorf("the Caddy at %s did not start", url)
+	return stop
 }
 
 // syncBuffer is a bytes.Buffer that a process's output and the test may

@@ -110,13 +110,28 @@ func (s *State) Publish(ctx context.Context, ev Event) {
 		s.pending.put(key, []byte("1"), ev.Expires)
 		return
 	}
-	if err := st.Store(ctx, key, []byte("1")); err != nil {
+	if err := storeWithin(ctx, st, key, []byte("1")); err != nil {
 		s.pending.put(key, []byte("1"), ev.Expires)
 		s.logger.Warn("event not stored yet: kept, and retried at every poll", zap.String("kind", string(ev.Kind)), zap.Error(err))
 		metrics.pending.Set(float64(s.pending.len()))
 		return
 	}
 	s.buckets.saw(minute, ev.Expires, -1)
+}
+
+// storeWithin is st.Store bounded by ctx even for a storage that does not
+// heed it (go-redis waits for its own read timeout unless told
+// otherwise): the write goes on in the background, and a caller that gave
+// up keeps it pending, so at worst it is written twice.
+func storeWithin(ctx context.Context, st certmagic.Storage, key string, value []byte) error {
+	done := make(chan error, 1)
+	go func() { done <- st.Store(context.WithoutCancel(ctx), key, value) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Latest is the newest cut-off of the events of kind about subject, and
