@@ -177,4 +177,19 @@ func TestClusterOnRedis(t *testing.T) {
 	ins[1].restart(t)
 	mustPass(t, "a session after Redis lost its data, on an instance started afterwards", survivor, c)
 	refusedEverywhere(t, "a logout made before Redis lost its data", hung, c)
+
+	// Redis restarts, empty, and a logout comes while it is down.
+	down := login(t, e, "acme", "zhangsan")
+	rs.Kill()
+	logoutAt(t, a, down)
+	rs.Revive()
+	refusedEverywhere(t, "a logout taken while Redis was down", down, all...)
+	testcaddy.WaitFor(t, 15*time.Second, "the instances to put the session key back", func() bool {
+		return rs.Do("EXISTS", "wg/wecomgate/session_key") == "1"
+	})
+	time.Sleep(time.Second) // the rest of the poll's writes
+	ins[1].restart(t)
+	refusedEverywhere(t, "logouts from before a Redis restart, on an instance started after it", down, c)
+	refusedEverywhere(t, "logouts from before a Redis restart, on an instance started after it", hung, c)
+	mustPass(t, "a session after a Redis restart", survivor, all...)
 }

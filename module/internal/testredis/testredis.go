@@ -78,7 +78,16 @@ func (s *Server) Resume() { s.signal(syscall.SIGCONT) }
 // is no persistence.
 func (s *Server) Restart() {
 	s.t.Helper()
-	s.stop()
+	s.Kill()
+	s.Revive()
+}
+
+// Kill stops the server: connections are refused until Revive.
+func (s *Server) Kill() { s.stop() }
+
+// Revive starts a killed server again, empty.
+func (s *Server) Revive() {
+	s.t.Helper()
 	s.start()
 }
 
