@@ -129,5 +129,3 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 	_, err = w.Write(append(b, '\n'))
 	return err
 }
-
-func zapErr(err error) zap.Field { return zap.String("error", err.Error()) }
