@@ -329,3 +329,43 @@ func lastLines(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// A file_system storage that refuses writes (here a file where the events
+// folder should be: every write fails, as on a full or read-only disk)
+// loses no logout: it answers at once, holds on its instance, and reaches
+// the others once the storage takes writes again.
+func TestLogoutSurvivesAStorageThatRefusesWrites(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Caddy process")
+	}
+	storage := t.TempDir()
+	global := "storage file_system " + storage
+	e := startGateway(t, gatewayOptions{global: global})
+	other := startInstances(t, e, global, 1)[0]
+	tok := login(t, e, "acme", "zhangsan")
+	mustPass(t, "a session", tok, e.gw, other.url())
+
+	events := filepath.Join(storage, "wecomgate", "events")
+	if err := os.RemoveAll(events); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(events, []byte("in the way"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if d := logoutAt(t, e.gw, tok); d > 3*time.Second {
+		t.Errorf("logout took %v on a storage that refuses writes", d)
+	}
+	if s := statusAt(t, e.gw, tok); s != http.StatusUnauthorized {
+		t.Fatalf("logged-out session got %d on its instance", s)
+	}
+	if s := statusAt(t, other.url(), tok); s != http.StatusOK {
+		t.Fatalf("the other instance refused (%d) a logout that storage never took: the test does not test", s)
+	}
+
+	if err := os.Remove(events); err != nil {
+		t.Fatal(err)
+	}
+	refusedEverywhere(t, "the retried logout to reach the other instance", tok, other.url())
+	other.restart(t)
+	refusedEverywhere(t, "the retried logout after a restart", tok, other.url())
+}
