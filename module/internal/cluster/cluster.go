@@ -59,9 +59,10 @@ type State struct {
 	pending *pending
 	peers   *peers
 
-	syncMu sync.Mutex // one poll at a time
-	stop   chan struct{}
-	done   chan struct{}
+	syncMu   sync.Mutex  // one poll at a time
+	sweeping atomic.Bool // sweepFacts is running
+	stop     chan struct{}
+	done     chan struct{}
 }
 
 type lent struct {

@@ -412,3 +412,34 @@ func TestEventNamesRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// Expired facts are deleted from storage by the hourly sweep; live ones stay.
+func TestExpiredFactsAreSwept(t *testing.T) {
+	dir, c := t.TempDir(), newClock()
+	a := instance(t, fileStore(dir), c)
+	waitSweep := func() {
+		deadline := time.Now().Add(5 * time.Second)
+		for a.sweeping.Load() && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond) // the sweep runs beside the poll
+		}
+	}
+	waitSweep() // the first poll's, over an empty storage
+	ctx := context.Background()
+	_ = a.PutFact(ctx, "users/ww1/old", []byte("x"), c.Now().Add(time.Minute))
+	_ = a.PutFact(ctx, "users/ww1/live", []byte("y"), c.Now().Add(3*time.Hour))
+	c.Add(30 * time.Minute)
+	sync1(a)
+	waitSweep()
+	if _, err := os.Stat(filepath.Join(dir, "wecomgate", "facts", "users", "ww1", "old")); err != nil {
+		t.Fatalf("swept again within the hour: %v", err)
+	}
+	c.Add(31 * time.Minute)
+	sync1(a)
+	waitSweep()
+	if _, err := os.Stat(filepath.Join(dir, "wecomgate", "facts", "users", "ww1", "old")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("expired fact still stored: %v", err)
+	}
+	if v, _, err := a.Fact(ctx, "users/ww1/live"); err != nil || string(v) != "y" {
+		t.Errorf("live fact: %q %v", v, err)
+	}
+}

@@ -199,6 +199,7 @@ func (s *State) readMinute(ctx context.Context, st certmagic.Storage, minute str
 // read, and expired events leave the index.
 func (s *State) upkeep(ctx context.Context, st certmagic.Storage, now time.Time) error {
 	s.events.expire(now.Add(-deleteMargin))
+	s.sweepFacts(st, now)
 	minutes, err := st.List(ctx, eventsDir, false)
 	if err != nil {
 		if notExist(err) {

@@ -9,10 +9,15 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io/fs"
 	"path"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
 )
 
 const factsDir = Root + "/facts"
@@ -57,6 +62,49 @@ func (s *State) PutFact(ctx context.Context, key string, value []byte, expires t
 	}
 	s.pending.cancel(name)
 	return nil
+}
+
+// sweepEvery is how often one instance of the cluster deletes expired
+// facts (a fact is rewritten while it matters; the others would pile up:
+// users who left, pauses long over).
+const sweepEvery = time.Hour
+
+const sweepFact = "cluster/facts-swept"
+
+// sweepFacts deletes expired facts, on one instance an hour (the one that
+// finds no recent sweep noted; two at once do no harm). It runs beside
+// the poll: it reads every fact, which a poll must not wait for.
+func (s *State) sweepFacts(st certmagic.Storage, now time.Time) {
+	if !s.sweeping.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer s.sweeping.Store(false)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		if _, _, err := s.Fact(ctx, sweepFact); err == nil {
+			return
+		}
+		if err := s.PutFact(ctx, sweepFact, nil, now.Add(sweepEvery)); err != nil {
+			return
+		}
+		keys, err := st.List(ctx, factsDir, true)
+		if err != nil {
+			return
+		}
+		deleted := 0
+		for _, k := range keys {
+			rel := strings.TrimPrefix(k, factsDir+"/")
+			if _, _, err := s.Fact(ctx, rel); errors.Is(err, fs.ErrNotExist) {
+				if st.Delete(ctx, k) == nil {
+					deleted++
+				}
+			}
+		}
+		if deleted > 0 {
+			s.logger.Debug("deleted expired facts", zap.Int("count", deleted))
+		}
+	}()
 }
 
 // DropFact deletes the fact under key (retried like a write).
