@@ -127,6 +127,9 @@ type CorpConfig struct {
 	// Members of these tags (标签) may sign in: the users a tag lists and
 	// the members of its departments and their sub-departments.
 	AllowTags []int64 `json:"allow_tags,omitempty"`
+	// WeCom's callbacks for this corp (SPEC §4a): enables
+	// {endpoints}/callback/<name>.
+	Callback *CallbackConfig `json:"callback,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -178,6 +181,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.corps = h.corps[:0]
 	for i := range h.Corps {
 		c := newCorp(h.Corps[i], repl)
+		if err := c.setCallback(h.Corps[i].Callback, repl, h.logger); err != nil {
+			return err
+		}
 		h.corps = append(h.corps, c)
 		h.corpByID[c.id] = c
 		if !strings.Contains(h.Corps[i].Secret, "{") {
@@ -257,6 +263,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("revocation list: %w", err)
 	}
+	registerHandler(h) // for the admin API and contact changes (registry.go)
 	return nil
 }
 
@@ -374,6 +381,7 @@ func isLoopbackHost(host string) bool {
 // Cleanup releases this config's hold on the shared state; the state lives
 // on while a newer config (provisioned before this cleanup) still holds it.
 func (h *Handler) Cleanup() error {
+	unregisterHandler(h)
 	var errs []error
 	if h.sharedKey != "" {
 		_, err := sharedPool.Delete(h.sharedKey)
