@@ -18,6 +18,7 @@ import (
 
 	"github.com/wecomgate/wecomgate/module/internal/testcaddy"
 	"github.com/wecomgate/wecomgate/module/wecomauth"
+	"github.com/wecomgate/wecomgate/module/wecomsim"
 
 	_ "github.com/wecomgate/wecomgate/module"
 )
@@ -54,6 +55,9 @@ type gatewayOptions struct {
 	// sim is the base URL of a simulator the test runs itself; "" serves
 	// the test world's simulator from the same Caddy.
 	sim string
+	// world, given the gateway's base URL, is what that simulator knows;
+	// nil is testWorld() (callback_test.go adds callbacks to the gateway).
+	world func(gw string) []wecomsim.Corp
 }
 
 // env is one running Caddy with the gateway in front of a recording
@@ -74,6 +78,7 @@ type env struct {
 	global string
 	corps  []wecomauth.CorpConfig // a test may change them for a reload
 	sites  string
+	world  []wecomsim.Corp // the simulator's; nil is testWorld()
 }
 
 // startGateway runs gateway, simulator and backend as o says, until the
@@ -108,6 +113,9 @@ func startGateway(t *testing.T, o gatewayOptions) *env {
 	if o.sites != nil {
 		e.sites = o.sites(e)
 	}
+	if o.world != nil {
+		e.world = o.world(e.gw)
+	}
 	e.extra = o.extra
 	t.Cleanup(e.client.CloseIdleConnections)
 	testcaddy.Start(t, e.config(e.extra))
@@ -128,7 +136,11 @@ func (e *env) config(extra string) string {
 	}
 	var sim string
 	if e.ownSim {
-		sim = fmt.Sprintf("%s {\n\t%s\n}\n", e.sim, simulatorBlock(testWorld()))
+		world := e.world
+		if world == nil {
+			world = testWorld()
+		}
+		sim = fmt.Sprintf("%s {\n\t%s\n}\n", e.sim, simulatorBlock(world))
 	}
 	return fmt.Sprintf("{\n%s\n}\n%s {\n\t%s\n}\n%s%s\n", global, e.gw, strings.Replace(site, "%s", auth, 1), sim, e.sites)
 }
