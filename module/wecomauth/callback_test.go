@@ -383,3 +383,21 @@ func TestCallbackResentAndOtherEvents(t *testing.T) {
 	expectError(t, e.do(http.MethodGet, "/api/x", "", "Authorization: Bearer "+tok), 401, "unauthenticated")
 	e.backend.took()
 }
+
+// A callback token or key written in the configuration is warned about at
+// provision, as the secret is.
+func TestCallbackLiteralSecretsWarn(t *testing.T) {
+	logFile := filepath.Join(t.TempDir(), "caddy.log")
+	corps := gatewayCorps()
+	corps[0].Callback = &wecomauth.CallbackConfig{Token: "literal-token", AESKey: cbKey}
+	startGateway(t, gatewayOptions{corps: corps, global: "log {\n\t\toutput file " + logFile + "\n\t\tformat json\n\t}"})
+	b, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, what := range []string{"token", "aes_key"} {
+		if !strings.Contains(string(b), `"msg":"a callback `+what+` is written in the configuration`) {
+			t.Errorf("no warning for a literal callback %s", what)
+		}
+	}
+}
