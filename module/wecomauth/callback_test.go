@@ -113,9 +113,9 @@ func (e *env) post(t testing.TB, corp string, s sealed) reply {
 // simCallbacks are the callbacks the simulator sent, newest first.
 func (e *env) simCallbacks() []wecomsim.CallbackResult {
 	e.t.Helper()
-	var out []wecomsim.CallbackResult
+	var out struct{ Callbacks []wecomsim.CallbackResult }
 	e.simJSON(http.MethodGet, "/sim/callbacks", nil, &out)
-	return out
+	return out.Callbacks
 }
 
 // lastCallback checks that the simulator's newest callback was event and

@@ -603,7 +603,7 @@ func (s *Simulator) devDeleteUser(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Simulator) devCallbacks(w http.ResponseWriter, _ *http.Request) {
-	writeDevJSON(w, http.StatusOK, s.Callbacks())
+	writeDevJSON(w, http.StatusOK, map[string]any{"callbacks": s.Callbacks()})
 }
 
 func (s *Simulator) devVerifyCallback(w http.ResponseWriter, r *http.Request) {
