@@ -98,8 +98,8 @@ func TestClusterCallbackDeleteUserAndRevoke(t *testing.T) {
 // delete_user and a revoke end sessions that only the other instance has
 // seen (issued and used at B; the callback reaches A).
 func TestClusterCallbackEndsSessionsSeenElsewhere(t *testing.T) {
-	c := startCallbackCluster(t, "")
 	t.Skip(needsClusterEvents)
+	c := startCallbackCluster(t, "")
 	atB := c.e.at(c.b, c.e.sim)
 	tokZ := login(t, atB, "acme", "zhangsan")
 	tokZ6 := login(t, atB, "partner", "zhaoliu")
@@ -121,8 +121,8 @@ func TestClusterCallbackEndsSessionsSeenElsewhere(t *testing.T) {
 // update_user (a user disabled) refuses the user on both instances long
 // before recheck.
 func TestClusterCallbackUpdateUser(t *testing.T) {
-	c := startCallbackCluster(t, "recheck 1h")
 	t.Skip(needsClusterEvents)
+	c := startCallbackCluster(t, "recheck 1h")
 	tok := login(t, c.e, "acme", "zhangsan")
 	for _, at := range []string{c.e.gw, c.b} {
 		if s := statusAt(t, at, tok); s != 200 {
@@ -138,8 +138,8 @@ func TestClusterCallbackUpdateUser(t *testing.T) {
 // update_party drops the department trees on both instances: a member of
 // a department moved out of the allowed one is refused on both.
 func TestClusterCallbackDepartment(t *testing.T) {
-	c := startCallbackCluster(t, "recheck 1h")
 	t.Skip(needsClusterEvents)
+	c := startCallbackCluster(t, "recheck 1h")
 	// partner admits department 7 with its sub-departments; qianqi is in 8.
 	c.e.simJSON(http.MethodPut, "/sim/departments", map[string]any{"corp": "partner", "id": 8, "parent": 7}, nil)
 	tok := login(t, c.e, "partner", "qianqi")
