@@ -6,5 +6,6 @@ package module
 
 import (
 	_ "github.com/wecomgate/wecomgate/module/wecomauth"
+	_ "github.com/wecomgate/wecomgate/module/wecomcheck"
 	_ "github.com/wecomgate/wecomgate/module/wecomsim"
 )

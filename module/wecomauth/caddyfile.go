@@ -69,6 +69,10 @@ func parseDirective(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 //			allow_users       <userid...>
 //			allow_departments <id...>
 //			allow_tags        <tagid...>
+//			callback {
+//				token   <token>
+//				aes_key <EncodingAESKey>
+//			}
 //		}
 //		session_ttl <duration>
 //		recheck     <duration>
@@ -210,6 +214,12 @@ func unmarshalCorp(d *caddyfile.Dispenser) (CorpConfig, error) {
 				return c, err
 			}
 			c.AllowTags = append(c.AllowTags, ids...)
+		case "callback":
+			cb, err := unmarshalCallback(d, c.Name)
+			if err != nil {
+				return c, err
+			}
+			c.Callback = cb
 		default:
 			return c, d.Errf("corp %s: unknown subdirective %q", c.Name, sub)
 		}
@@ -218,6 +228,32 @@ func unmarshalCorp(d *caddyfile.Dispenser) (CorpConfig, error) {
 		return c, d.Err(err.Error())
 	}
 	return c, nil
+}
+
+// callback { token <token>; aes_key <EncodingAESKey> }
+func unmarshalCallback(d *caddyfile.Dispenser, corpName string) (*CallbackConfig, error) {
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	cb := &CallbackConfig{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch sub := d.Val(); sub {
+		case "token":
+			if err := directive.OneArg(d, &cb.Token); err != nil {
+				return nil, err
+			}
+		case "aes_key":
+			if err := directive.OneArg(d, &cb.AESKey); err != nil {
+				return nil, err
+			}
+		default:
+			return nil, d.Errf("corp %s: callback: unknown subdirective %q", corpName, sub)
+		}
+	}
+	if err := cb.validate(corpName); err != nil {
+		return nil, d.Err(err.Error())
+	}
+	return cb, nil
 }
 
 func unmarshalReview(d *caddyfile.Dispenser) (*ReviewConfig, error) {

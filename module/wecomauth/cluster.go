@@ -6,6 +6,7 @@ package wecomauth
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/wecomgate/wecomgate/module/internal/cluster"
@@ -22,7 +23,8 @@ const publishWait = 2 * time.Second
 // the issuer's word for when the token was issued.
 const skewTolerance = 30 * time.Second
 
-func userSubject(corpID, userID string) string { return corpID + "\x00" + userID }
+// userSubject names a user in events: WeCom userids are case-insensitive.
+func userSubject(corpID, userID string) string { return corpID + "\x00" + strings.ToLower(userID) }
 
 // ended tells whether a session was ended: its own logout, or an end of
 // every session of its user issued until then (SPEC §4, §4a, §6a).

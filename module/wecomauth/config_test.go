@@ -35,6 +35,13 @@ func TestBadConfigNamesTheDirective(t *testing.T) {
 		{"unset environment secret", "corp acme {\n corp_id a\n secret {env.WECOMGATE_TEST_SURELY_UNSET}\n}", "secret is empty after replacing placeholders"},
 		{"endpoints with wildcard", corpOK + "endpoints /we*", "endpoints"},
 		{"api_base not a URL", corpOK + "api_base qyapi.weixin.qq.com", "api_base"},
+		{"api_base plain http to a remote host", corpOK + "api_base http://qyapi.weixin.qq.com", "api_base \"http://qyapi.weixin.qq.com\": plain http is allowed only to a loopback address"},
+		{"callback without token", "corp acme {\n corp_id a\n secret s\n callback {\n aes_key ZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXp7fH1+f4CBgoM\n }\n}", "corp acme: callback: token is required"},
+		{"callback without aes_key", "corp acme {\n corp_id a\n secret s\n callback {\n token t\n }\n}", "corp acme: callback: aes_key is required"},
+		{"callback aes_key of 42", "corp acme {\n corp_id a\n secret s\n callback {\n token t\n aes_key ZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXp7fH1+f4CBgo\n }\n}", "corp acme: callback: aes_key: an EncodingAESKey has 43 characters"},
+		{"callback aes_key not base64", "corp acme {\n corp_id a\n secret s\n callback {\n token t\n aes_key !GVmZ2hpamtsbW5vcHFyc3R1dnd4eXp7fH1+f4CBgoM\n }\n}", "corp acme: callback: aes_key: the EncodingAESKey is not base64"},
+		{"callback unknown subdirective", "corp acme {\n corp_id a\n secret s\n callback {\n url x\n }\n}", `corp acme: callback: unknown subdirective "url"`},
+		{"callback aes_key placeholder unset", "corp acme {\n corp_id a\n secret s\n callback {\n token t\n aes_key {env.WECOMGATE_TEST_SURELY_UNSET}\n }\n}", "corp acme: callback:"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/wecomgate/wecomgate/module/internal/session"
 	"github.com/wecomgate/wecomgate/module/internal/wecom"
+	"github.com/wecomgate/wecomgate/module/internal/wxcrypt"
 )
 
 // corp is a provisioned CorpConfig: secret resolved, allow-lists as sets.
@@ -26,6 +27,9 @@ type corp struct {
 	// another app must not carry what that app's login found into this one.
 	binding session.Binding
 	allow   *allowList
+	// callback opens WeCom's callbacks for this corp; nil without a
+	// callback block (callback.go).
+	callback *wxcrypt.Crypter
 }
 
 func newCorp(cfg CorpConfig, repl *caddy.Replacer) *corp {
@@ -54,7 +58,7 @@ func (c *CorpConfig) validate() error {
 	if err := validateLists("allow_", c.AllowUsers, c.AllowDepartments, c.AllowTags); err != nil {
 		return fmt.Errorf("corp %s: %w", c.Name, err)
 	}
-	return nil
+	return c.Callback.validate(c.Name)
 }
 
 func (c *corp) credentials() wecom.Corp { return wecom.Corp{ID: c.id, Secret: c.secret} }

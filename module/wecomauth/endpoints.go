@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -46,6 +47,9 @@ func (h *Handler) serveEndpoint(w http.ResponseWriter, r *http.Request, ep strin
 		}
 		return h.onlyMethod(w, r, http.MethodPost, h.serveDecrypt)
 	default:
+		if name, ok := strings.CutPrefix(ep, "callback/"); ok {
+			return h.serveCallback(w, r, name) // callback.go
+		}
 		return h.notFound(w, r)
 	}
 }

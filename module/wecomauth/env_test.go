@@ -18,6 +18,7 @@ import (
 
 	"github.com/wecomgate/wecomgate/module/internal/testcaddy"
 	"github.com/wecomgate/wecomgate/module/wecomauth"
+	"github.com/wecomgate/wecomgate/module/wecomsim"
 
 	_ "github.com/wecomgate/wecomgate/module"
 )
@@ -54,6 +55,9 @@ type gatewayOptions struct {
 	// sim is the base URL of a simulator the test runs itself; "" serves
 	// the test world's simulator from the same Caddy.
 	sim string
+	// world, given the gateway's base URL, is what that simulator knows;
+	// nil is testWorld() (callback_test.go adds callbacks to the gateway).
+	world func(gw string) []wecomsim.Corp
 }
 
 // env is one running Caddy with the gateway in front of a recording
@@ -74,6 +78,7 @@ type env struct {
 	global string
 	corps  []wecomauth.CorpConfig // a test may change them for a reload
 	sites  string
+	world  []wecomsim.Corp // the simulator's; nil is testWorld()
 }
 
 // startGateway runs gateway, simulator and backend as o says, until the
@@ -99,6 +104,11 @@ func startGateway(t *testing.T, o gatewayOptions) *env {
 	if e.sim == "" {
 		e.sim, e.ownSim = addrs[1].URL(), true
 	}
+	if !strings.Contains(e.global, "storage ") {
+		// A storage of the test's own: what one test leaves in the
+		// cluster's state (an ended user, a fact) must not meet the next.
+		e.global += "\n\tstorage file_system " + t.TempDir()
+	}
 	if e.site == "" {
 		e.site = "%s\n\treverse_proxy {backend}"
 	}
@@ -107,6 +117,9 @@ func startGateway(t *testing.T, o gatewayOptions) *env {
 	}
 	if o.sites != nil {
 		e.sites = o.sites(e)
+	}
+	if o.world != nil {
+		e.world = o.world(e.gw)
 	}
 	e.extra = o.extra
 	t.Cleanup(e.client.CloseIdleConnections)
@@ -128,7 +141,11 @@ func (e *env) config(extra string) string {
 	}
 	var sim string
 	if e.ownSim {
-		sim = fmt.Sprintf("%s {\n\t%s\n}\n", e.sim, simulatorBlock(testWorld()))
+		world := e.world
+		if world == nil {
+			world = testWorld()
+		}
+		sim = fmt.Sprintf("%s {\n\t%s\n}\n", e.sim, simulatorBlock(world))
 	}
 	return fmt.Sprintf("{\n%s\n}\n%s {\n\t%s\n}\n%s%s\n", global, e.gw, strings.Replace(site, "%s", auth, 1), sim, e.sites)
 }

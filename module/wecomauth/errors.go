@@ -129,3 +129,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 	_, err = w.Write(append(b, '\n'))
 	return err
 }
+
+// zapErr logs an error's text.
+func zapErr(err error) zap.Field { return zap.String("error", err.Error()) }

@@ -24,7 +24,7 @@ func SetLoginBodyTimeout(d time.Duration) (restore func()) {
 
 // SetClock makes h read time from now (Provision keeps a clock set before
 // it runs).
-func SetClock(h *Handler, now func() time.Time) { h.now = now }
+func SetClock(h *Handler, now func() time.Time) { h.clock.Store(&now) }
 
 // SetWeComTimings sets how long one WeCom call may take in all and how
 // long a failed recheck is not retried.

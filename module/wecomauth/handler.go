@@ -27,6 +27,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -101,7 +102,9 @@ type Handler struct {
 	limiter         *failureLimiter
 	asserter        *asserter
 	logger          *zap.Logger
-	now             func() time.Time
+	// clock is where time comes from (tests move it, and may swap it
+	// while the cluster's poller reads it: hence atomic). See now.
+	clock atomic.Pointer[func() time.Time]
 	// callBudget bounds one user/get or code exchange, retries included;
 	// recheckPause is how long a user's failed recheck is not retried.
 	callBudget   time.Duration
@@ -127,6 +130,9 @@ type CorpConfig struct {
 	// Members of these tags (标签) may sign in: the users a tag lists and
 	// the members of its departments and their sub-departments.
 	AllowTags []int64 `json:"allow_tags,omitempty"`
+	// WeCom's callbacks for this corp (SPEC §4a): enables
+	// {endpoints}/callback/<name>.
+	Callback *CallbackConfig `json:"callback,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -141,8 +147,9 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // with its token cache, user checks, spent codes) that survives reloads.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
-	if h.now == nil {
-		h.now = time.Now
+	if h.clock.Load() == nil {
+		now := time.Now
+		h.clock.Store(&now)
 	}
 	if h.callBudget <= 0 {
 		h.callBudget = defaultCallBudget
@@ -178,6 +185,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.corps = h.corps[:0]
 	for i := range h.Corps {
 		c := newCorp(h.Corps[i], repl)
+		if err := c.setCallback(h.Corps[i].Callback, repl, h.logger); err != nil {
+			return err
+		}
 		h.corps = append(h.corps, c)
 		h.corpByID[c.id] = c
 		if !strings.Contains(h.Corps[i].Secret, "{") {
@@ -259,6 +269,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.shared = val.(*shared)
 	h.shared.client.ForgetFailures() // a reload retries a fixed configuration at once (SPEC §6a)
 
+	registerHandler(h) // for the admin API and contact changes (registry.go)
 	return nil
 }
 
@@ -373,9 +384,13 @@ func isLoopbackHost(host string) bool {
 	return err == nil && ip.Unmap().IsLoopback()
 }
 
+// now is the handler's time: one clock for every decision it makes.
+func (h *Handler) now() time.Time { return (*h.clock.Load())() }
+
 // Cleanup releases this config's hold on the shared state; the state lives
 // on while a newer config (provisioned before this cleanup) still holds it.
 func (h *Handler) Cleanup() error {
+	unregisterHandler(h)
 	var errs []error
 	if h.sharedKey != "" {
 		_, err := sharedPool.Delete(h.sharedKey)

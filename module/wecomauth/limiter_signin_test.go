@@ -27,8 +27,8 @@ type signInWorld struct {
 func newSignInWorld() *signInWorld {
 	initMetrics()
 	core, logs := zapobserver.New(zap.WarnLevel)
-	h := &Handler{logger: zap.New(core), limiter: newFailureLimiter(nil), now: func() time.Time { return t0 },
-		corps: []*corp{{name: "acme"}}}
+	h := &Handler{logger: zap.New(core), limiter: newFailureLimiter(nil), corps: []*corp{{name: "acme"}}}
+	SetClock(h, func() time.Time { return t0 })
 	return &signInWorld{h: h, logs: logs}
 }
 

@@ -20,6 +20,7 @@ var metrics struct {
 	latency   *prometheus.HistogramVec
 	refreshes *prometheus.CounterVec
 	rechecks  *prometheus.CounterVec
+	callbacks *prometheus.CounterVec
 }
 
 func initMetrics() {
@@ -46,6 +47,10 @@ func initMetrics() {
 			Namespace: ns, Name: "rechecks_total",
 			Help: "User rechecks against WeCom by outcome: ok, denied, unavailable (stale_grace decides).",
 		}, []string{"result"})
+		metrics.callbacks = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "callbacks_total",
+			Help: "WeCom callbacks by event (verify, the change_contact type, other; unknown when refused) and result (ok, failed, or why it was refused).",
+		}, []string{"event", "result"})
 	})
 }
 
@@ -55,7 +60,7 @@ func registerMetrics(reg *prometheus.Registry) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range append([]prometheus.Collector{metrics.logins, metrics.calls, metrics.latency, metrics.refreshes, metrics.rechecks}, cluster.Collectors()...) {
+	for _, c := range append([]prometheus.Collector{metrics.logins, metrics.calls, metrics.latency, metrics.refreshes, metrics.rechecks, metrics.callbacks}, cluster.Collectors()...) {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {

@@ -8,6 +8,7 @@ package wecomauth_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -55,7 +56,8 @@ func (c *movedClock) Advance(d time.Duration) {
 func caddyContext(tb testing.TB) caddy.Context {
 	tb.Helper()
 	var cfg caddy.Config
-	if err := json.Unmarshal([]byte(`{"logging":{"logs":{"default":{"writer":{"output":"discard"}}}}}`), &cfg); err != nil {
+	raw := fmt.Sprintf(`{"storage":{"module":"file_system","root":%q},"logging":{"logs":{"default":{"writer":{"output":"discard"}}}}}`, tb.TempDir())
+	if err := json.Unmarshal([]byte(raw), &cfg); err != nil {
 		tb.Fatal(err)
 	}
 	pctx, err := caddy.ProvisionContext(&cfg)

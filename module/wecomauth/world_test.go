@@ -114,6 +114,9 @@ func simulatorBlock(corps []wecomsim.Corp) string {
 			}
 			b.WriteString("\n")
 		}
+		if cb := c.Callback; cb != nil {
+			fmt.Fprintf(&b, "\t\t\tcallback %s {\n\t\t\t\ttoken %s\n\t\t\t\taes_key %s\n\t\t\t}\n", cb.URL, cb.Token, cb.AESKey)
+		}
 		b.WriteString("\t\t}\n")
 	}
 	b.WriteString("\t}")
@@ -130,6 +133,12 @@ func corpBlocks(corps []wecomauth.CorpConfig) string {
 		}
 		if len(c.AllowDepartments) > 0 {
 			b.WriteString("\t\t\tallow_departments " + joinInts(c.AllowDepartments) + "\n")
+		}
+		if len(c.AllowTags) > 0 {
+			b.WriteString("\t\t\tallow_tags " + joinInts(c.AllowTags) + "\n")
+		}
+		if cb := c.Callback; cb != nil {
+			fmt.Fprintf(&b, "\t\t\tcallback {\n\t\t\t\ttoken %s\n\t\t\t\taes_key %s\n\t\t\t}\n", cb.Token, cb.AESKey)
 		}
 		b.WriteString("\t\t}\n")
 	}

@@ -51,6 +51,24 @@ type CorpConfig struct {
 	Users       []UserConfig       `json:"users,omitempty"`
 	Departments []DepartmentConfig `json:"departments,omitempty"`
 	Tags        []TagConfig        `json:"tags,omitempty"`
+	// Callback sends the corp's contact changes to a gateway (callback.go).
+	Callback *CallbackConfig `json:"callback,omitempty"`
+}
+
+// CallbackConfig is where a corp's callbacks go: the gateway's callback URL and the Token and
+// EncodingAESKey configured there. Token and key may be runtime placeholders such as {env.X}.
+type CallbackConfig struct {
+	URL    string `json:"url"`
+	Token  string `json:"token"`
+	AESKey string `json:"aes_key"`
+}
+
+// resolved is the callback with its placeholders replaced, as the Simulator takes it.
+func (cb *CallbackConfig) resolved(repl *caddy.Replacer) *Callback {
+	if cb == nil {
+		return nil
+	}
+	return &Callback{URL: cb.URL, Token: repl.ReplaceAll(cb.Token, ""), AESKey: repl.ReplaceAll(cb.AESKey, "")}
 }
 
 // DepartmentConfig is one department of a corp. 1 is the root, which exists without being
@@ -155,6 +173,7 @@ func (h *Handler) config() Config {
 			})
 		}
 		corp.Departments, corp.Tags = c.contacts()
+		corp.Callback = c.Callback.resolved(repl)
 		cfg.Corps = append(cfg.Corps, corp)
 	}
 	return cfg
@@ -242,6 +261,9 @@ func (h *Handler) Validate() error {
 			}
 		}
 		if err := c.checkContacts(); err != nil {
+			return fmt.Errorf("wecom_simulator: corp %s: %w", label, err)
+		}
+		if err := checkCallback(c.Callback.resolved(caddy.NewReplacer())); err != nil {
 			return fmt.Errorf("wecom_simulator: corp %s: %w", label, err)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
@@ -143,6 +144,32 @@ func parseCorp(d *caddyfile.Dispenser) (CorpConfig, error) {
 				}
 			}
 			c.Departments = append(c.Departments, dep)
+		case "callback":
+			// callback <url> { token <token>; aes_key <EncodingAESKey> }, as in wecom_auth
+			cb := &CallbackConfig{}
+			if !d.AllArgs(&cb.URL) {
+				return c, d.Errf("corp %s: callback: want the gateway's callback URL, as in: callback http://127.0.0.1:8080/wecom/callback/%s { token …; aes_key … }", c.Name, c.Name)
+			}
+			for nesting := d.Nesting(); d.NextBlock(nesting); {
+				switch d.Val() {
+				case "token":
+					if err := directive.OneArg(d, &cb.Token); err != nil {
+						return c, err
+					}
+				case "aes_key":
+					if err := directive.OneArg(d, &cb.AESKey); err != nil {
+						return c, err
+					}
+				default:
+					return c, d.Errf("corp %s: callback: unknown subdirective %q", c.Name, d.Val())
+				}
+			}
+			if !strings.Contains(cb.Token+cb.AESKey, "{") { // placeholders are checked by Validate
+				if err := checkCallback(&Callback{URL: cb.URL, Token: cb.Token, AESKey: cb.AESKey}); err != nil {
+					return c, d.Errf("corp %s: %v", c.Name, err)
+				}
+			}
+			c.Callback = cb
 		case "tag":
 			t, err := parseTag(d)
 			if err != nil {

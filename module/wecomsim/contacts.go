@@ -28,6 +28,7 @@ func newCorp(c Corp) *corp {
 		tags:  make(map[int64]Tag),
 
 		sessionKeys: make(map[string]string),
+		callback:    newCallbackTarget(c.CorpID, c.Callback),
 	}
 	for _, d := range c.Departments {
 		if d.ID >= 1 {
@@ -347,6 +348,9 @@ func (cfg Config) Validate() error {
 		if err := checkContacts(c.Departments, c.Tags, func(id string) bool { return users[id] }); err != nil {
 			return fmt.Errorf("corp %s: %w", label, err)
 		}
+		if err := checkCallback(c.Callback); err != nil {
+			return fmt.Errorf("corp %s: %w", label, err)
+		}
 	}
 	return nil
 }
@@ -431,4 +435,62 @@ func (e *contactsError) Error() string { return e.msg }
 
 func contactsErr(kind string, id int64, format string, args ...any) error {
 	return &contactsError{kind: kind, id: id, msg: fmt.Sprintf(format, args...)}
+}
+
+// DeleteUser deletes a member of corp (name or corp_id; "" = the first corp), as WeCom's
+// 删除成员: tags no longer list them. No callback is sent (the development interface's
+// DELETE users sends one).
+func (s *Simulator) DeleteUser(corpKey, userID string) error {
+	_, _, err := s.deleteUser(corpKey, userID)
+	return err
+}
+
+// deleteUser is DeleteUser returning the corp and the user as they were.
+func (s *Simulator) deleteUser(corpKey, userID string) (*corp, User, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.findCorpLocked(corpKey)
+	if c == nil {
+		return nil, User{}, fmt.Errorf("%w %q", ErrUnknownCorp, corpKey)
+	}
+	u, ok := c.users[userID]
+	if !ok {
+		return nil, User{}, fmt.Errorf("%w %q in corp %q", ErrUnknownUser, userID, c.name)
+	}
+	delete(c.users, userID)
+	delete(c.sessionKeys, userID)
+	for id, t := range c.tags {
+		t.UserIDs = slices.DeleteFunc(slices.Clone(t.UserIDs), func(m string) bool { return m == userID })
+		c.tags[id] = t
+	}
+	return c, u, nil
+}
+
+// renameUserLocked gives member from the userid to, as WeCom allows once for a generated
+// userid: tags follow.
+func (c *corp) renameUserLocked(from, to string) error {
+	u, ok := c.users[from]
+	if !ok {
+		return fmt.Errorf("%w %q in corp %q", ErrUnknownUser, from, c.name)
+	}
+	if _, taken := c.users[to]; taken || to == "" {
+		return fmt.Errorf("new_userid %q is empty or taken", to)
+	}
+	delete(c.users, from)
+	u.UserID = to
+	c.users[to] = u
+	if k, ok := c.sessionKeys[from]; ok {
+		delete(c.sessionKeys, from)
+		c.sessionKeys[to] = k
+	}
+	for id, t := range c.tags {
+		t.UserIDs = slices.Clone(t.UserIDs)
+		for i, m := range t.UserIDs {
+			if m == from {
+				t.UserIDs[i] = to
+			}
+		}
+		c.tags[id] = t
+	}
+	return nil
 }

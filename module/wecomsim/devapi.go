@@ -34,11 +34,15 @@ func (s *Simulator) serveDev(w http.ResponseWriter, r *http.Request) {
 	case "faults":
 		methods = map[string]handler{http.MethodPost: s.devInjectFault, http.MethodDelete: s.devClearFaults}
 	case "users":
-		methods = map[string]handler{http.MethodPut: s.devSetUser}
+		methods = map[string]handler{http.MethodPut: s.devSetUser, http.MethodDelete: s.devDeleteUser}
 	case "departments":
-		methods = map[string]handler{http.MethodPut: s.devSetDepartment, http.MethodDelete: devDeleteByID(s.DeleteDepartment)}
+		methods = map[string]handler{http.MethodPut: s.devSetDepartment, http.MethodDelete: s.devDeleteByID(s.DeleteDepartment, "delete_party")}
 	case "tags":
-		methods = map[string]handler{http.MethodPut: s.devSetTag, http.MethodDelete: devDeleteByID(s.DeleteTag)}
+		methods = map[string]handler{http.MethodPut: s.devSetTag, http.MethodDelete: s.devDeleteByID(s.DeleteTag, "update_tag")}
+	case "callbacks":
+		methods = map[string]handler{http.MethodGet: s.devCallbacks}
+	case "callback/verify":
+		methods = map[string]handler{http.MethodPost: s.devVerifyCallback}
 	case "counts":
 		methods = map[string]handler{http.MethodGet: s.devCounts, http.MethodDelete: s.devResetCounts}
 	case "state":
@@ -208,6 +212,9 @@ type userJSON struct {
 	Hidden     *bool    `json:"hidden,omitempty"`
 	Mobile     *string  `json:"mobile,omitempty"`
 	Email      *string  `json:"email,omitempty"`
+	// NewUserID renames the user (a PUT only): WeCom lets a generated userid be changed once,
+	// and its callback then carries NewUserID.
+	NewUserID *string `json:"new_userid,omitempty"`
 }
 
 func (s *Simulator) devSetUser(w http.ResponseWriter, r *http.Request) {
@@ -238,9 +245,18 @@ func (s *Simulator) devSetUser(w http.ResponseWriter, r *http.Request) {
 		writeDevError(w, http.StatusNotFound, "not_found", fmt.Sprintf("unknown corp %q", in.Corp))
 		return
 	}
-	u, ok := c.users[in.UserID]
-	if !ok {
+	u, existed := c.users[in.UserID]
+	if !existed {
 		u = User{UserID: in.UserID}
+	}
+	var renamedFrom string
+	if in.NewUserID != nil && *in.NewUserID != in.UserID {
+		if err := c.renameUserLocked(in.UserID, *in.NewUserID); err != nil {
+			s.mu.Unlock()
+			writeLookupError(w, err)
+			return
+		}
+		renamedFrom, u.UserID = in.UserID, *in.NewUserID
 	}
 	if in.Name != nil {
 		u.Name = *in.Name
@@ -266,6 +282,14 @@ func (s *Simulator) devSetUser(w http.ResponseWriter, r *http.Request) {
 	corpName := c.name
 	s.mu.Unlock()
 
+	ev := userChange("update_user", u)
+	switch {
+	case renamedFrom != "":
+		ev.UserID, ev.NewUserID = renamedFrom, u.UserID
+	case !existed:
+		ev.ChangeType = "create_user"
+	}
+	s.notify(c, ev)
 	writeDevJSON(w, http.StatusOK, userOut(corpName, u))
 }
 
@@ -299,7 +323,7 @@ func (s *Simulator) devSetDepartment(w http.ResponseWriter, r *http.Request) {
 		writeDevError(w, http.StatusBadRequest, "invalid_request", "id is required")
 		return
 	}
-	s.updateCorp(w, in.Corp, func(c *corp) (any, error) {
+	s.updateCorp(w, in.Corp, func(c *corp) (any, *contactChange, error) {
 		d, ok := c.depts[in.ID]
 		if !ok {
 			d = Department{ID: in.ID}
@@ -313,14 +337,19 @@ func (s *Simulator) devSetDepartment(w http.ResponseWriter, r *http.Request) {
 		if in.Order != nil {
 			d.Order = *in.Order
 		}
+		ev := &contactChange{ChangeType: "update_party", ID: in.ID}
+		if !ok {
+			ev.ChangeType = "create_party"
+		}
 		err := c.setDepartmentLocked(d)
-		return departmentOut(c.name, c.depts[in.ID]), err
+		return departmentOut(c.name, c.depts[in.ID]), ev, err
 	})
 }
 
 // devDeleteByID answers the DELETE of a department or a tag: del removes
-// the id from the corp the body names.
-func devDeleteByID(del func(corp string, id int64) error) func(http.ResponseWriter, *http.Request) {
+// the id from the corp the body names, and the corp's callback hears of it
+// as changeType.
+func (s *Simulator) devDeleteByID(del func(corp string, id int64) error, changeType string) func(http.ResponseWriter, *http.Request) {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var in struct {
 			Corp string `json:"corp"`
@@ -337,6 +366,13 @@ func devDeleteByID(del func(corp string, id int64) error) func(http.ResponseWrit
 			writeLookupError(w, err)
 			return
 		}
+		if c := s.corpOf(in.Corp); c != nil {
+			ev := &contactChange{ChangeType: changeType, ID: in.ID}
+			if changeType == "update_tag" {
+				ev = &contactChange{ChangeType: changeType, TagID: in.ID}
+			}
+			s.notify(c, ev)
+		}
 		w.WriteHeader(http.StatusNoContent)
 	}
 }
@@ -344,7 +380,9 @@ func devDeleteByID(del func(corp string, id int64) error) func(http.ResponseWrit
 // updateCorp reads, merges and writes under one lock, as for users, so
 // that concurrent partial updates lose nothing; change answers what the
 // request gets.
-func (s *Simulator) updateCorp(w http.ResponseWriter, corpName string, change func(c *corp) (any, error)) {
+// A change that succeeds is sent to the corp's callback, if any, before the answer: whoever
+// changed it may rely on the gateway having been told.
+func (s *Simulator) updateCorp(w http.ResponseWriter, corpName string, change func(c *corp) (any, *contactChange, error)) {
 	s.mu.Lock()
 	c := s.findCorpLocked(corpName)
 	if c == nil {
@@ -352,12 +390,13 @@ func (s *Simulator) updateCorp(w http.ResponseWriter, corpName string, change fu
 		writeDevError(w, http.StatusNotFound, "not_found", fmt.Sprintf("unknown corp %q", corpName))
 		return
 	}
-	out, err := change(c)
+	out, ev, err := change(c)
 	s.mu.Unlock()
 	if err != nil {
 		writeLookupError(w, err)
 		return
 	}
+	s.notify(c, ev)
 	writeDevJSON(w, http.StatusOK, out)
 }
 
@@ -386,7 +425,7 @@ func (s *Simulator) devSetTag(w http.ResponseWriter, r *http.Request) {
 		writeDevError(w, http.StatusBadRequest, "invalid_request", "id is required")
 		return
 	}
-	s.updateCorp(w, in.Corp, func(c *corp) (any, error) {
+	s.updateCorp(w, in.Corp, func(c *corp) (any, *contactChange, error) {
 		t, ok := c.tags[in.ID]
 		if !ok {
 			t = Tag{ID: in.ID}
@@ -401,7 +440,7 @@ func (s *Simulator) devSetTag(w http.ResponseWriter, r *http.Request) {
 			t.Departments = *in.Departments
 		}
 		err := c.setTagLocked(t)
-		return tagOut(c.name, c.tags[in.ID]), err
+		return tagOut(c.name, c.tags[in.ID]), &contactChange{ChangeType: "update_tag", TagID: in.ID}, err
 	})
 }
 
@@ -425,6 +464,8 @@ type stateJSON struct {
 	Corps            []corpState    `json:"corps"`
 	Faults           []faultJSON    `json:"faults"`
 	Counts           map[string]int `json:"counts"`
+	// Callbacks are the callbacks sent, newest first (callback.go).
+	Callbacks []CallbackResult `json:"callbacks"`
 }
 
 type corpState struct {
@@ -435,6 +476,9 @@ type corpState struct {
 	// sub-departments, the root first.
 	Departments []departmentJSON `json:"departments"`
 	Tags        []tagJSON        `json:"tags"`
+	// Callback is the URL the corp's contact changes are sent to; absent without one. Its
+	// token and key are secrets and never shown.
+	Callback string `json:"callback,omitempty"`
 }
 
 func (s *Simulator) devState(w http.ResponseWriter, _ *http.Request) {
@@ -450,6 +494,9 @@ func (s *Simulator) devState(w http.ResponseWriter, _ *http.Request) {
 	s.mu.Lock()
 	for _, c := range s.corps {
 		cs := corpState{Name: c.name, CorpID: c.id, Users: make([]userJSON, 0, len(c.users))}
+		if c.callback != nil {
+			cs.Callback = c.callback.url
+		}
 		for _, u := range c.users {
 			u := userOut("", u)
 			cs.Users = append(cs.Users, u)
@@ -475,6 +522,7 @@ func (s *Simulator) devState(w http.ResponseWriter, _ *http.Request) {
 		})
 	}
 	s.mu.Unlock()
+	out.Callbacks = s.Callbacks()
 	writeDevJSON(w, http.StatusOK, out)
 }
 
@@ -522,4 +570,57 @@ func writeDevJSON(w http.ResponseWriter, status int, v any) {
 
 func writeDevError(w http.ResponseWriter, status int, code, message string) {
 	writeDevJSON(w, status, map[string]string{"error": code, "message": message})
+}
+
+// corpOf looks a corp up under the lock.
+func (s *Simulator) corpOf(key string) *corp {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.findCorpLocked(key)
+}
+
+// devDeleteUser deletes a member, as WeCom's 删除成员: tags no longer list them, and the corp's
+// callback hears delete_user.
+func (s *Simulator) devDeleteUser(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Corp   string `json:"corp"`
+		UserID string `json:"userid"`
+	}
+	if !decodeBody(w, r, &in) {
+		return
+	}
+	if in.UserID == "" {
+		writeDevError(w, http.StatusBadRequest, "invalid_request", "userid is required")
+		return
+	}
+	c, u, err := s.deleteUser(in.Corp, in.UserID)
+	if err != nil {
+		writeLookupError(w, err)
+		return
+	}
+	s.notify(c, userChange("delete_user", u))
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Simulator) devCallbacks(w http.ResponseWriter, _ *http.Request) {
+	writeDevJSON(w, http.StatusOK, map[string]any{"callbacks": s.Callbacks()})
+}
+
+func (s *Simulator) devVerifyCallback(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Corp string `json:"corp"`
+	}
+	if !decodeBody(w, r, &in) {
+		return
+	}
+	res, err := s.VerifyCallback(in.Corp)
+	if errors.Is(err, ErrNoCallback) {
+		writeDevError(w, http.StatusConflict, "conflict", err.Error())
+		return
+	}
+	if err != nil {
+		writeLookupError(w, err)
+		return
+	}
+	writeDevJSON(w, http.StatusOK, res)
 }

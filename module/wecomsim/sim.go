@@ -18,6 +18,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -97,6 +98,9 @@ type Corp struct {
 	// exists all the same, unnamed, directly under the root.
 	Departments []Department
 	Tags        []Tag
+	// Callback, if set, is the gateway's callback URL with its Token and EncodingAESKey:
+	// changes made through the development interface are sent there (callback.go).
+	Callback *Callback
 }
 
 // User is a member of a corp's contacts.
@@ -156,6 +160,9 @@ type Simulator struct {
 	faults    []*Fault
 	counts    map[string]int
 	lastSweep time.Time
+	// callbackLog keeps the callbacks sent (callback.go), oldest first.
+	callbackLog    []CallbackResult
+	callbackClient *http.Client
 }
 
 type corp struct {
@@ -167,6 +174,7 @@ type corp struct {
 	// sessionKeys holds the session_key of each user's latest jscode2session, by userid: only
 	// that one decrypts what wx.qy.getMobile returns, so UserData encrypts with it.
 	sessionKeys map[string]string
+	callback    *callbackTarget // nil without a callback configured
 }
 
 type token struct {
@@ -202,6 +210,11 @@ func New(cfg Config) *Simulator {
 		codes:          make(map[string]*code),
 		counts:         make(map[string]int),
 		lastSweep:      time.Now(),
+		callbackClient: &http.Client{
+			Timeout: callbackTimeout,
+			// WeCom does not follow redirects of a callback URL either.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
 	}
 	if s.tokenTTL <= 0 {
 		s.tokenTTL = DefaultTokenTTL

@@ -97,7 +97,7 @@ func BenchmarkRedis200k(b *testing.B) {
 	cs := &counting{Storage: st}
 	t0, cpu0 := time.Now(), cpuTime()
 	s := newState(zap.NewNop(), c.Now)
-	s.lend(cs)
+	s.lend(cs, nil)
 	s.Sync(context.Background())
 	startWall, startCPU := time.Since(t0), cpuTime()-cpu0
 	if n := s.events.len(); n != live {
@@ -111,7 +111,7 @@ func BenchmarkRedis200k(b *testing.B) {
 	cs.bytes.Store(0)
 	cs.calls.Store(0)
 	other := newState(zap.NewNop(), c.Now)
-	other.lend(st)
+	other.lend(st, nil)
 	b.ResetTimer()
 	cpu0 = cpuTime()
 	for i := range b.N {
@@ -132,8 +132,8 @@ func BenchmarkRedis200k(b *testing.B) {
 
 	// Propagation: two instances polling on their own every 5 s.
 	real1, real2 := newState(zap.NewNop(), time.Now), newState(zap.NewNop(), time.Now)
-	real1.lend(st)
-	real2.lend(st)
+	real1.lend(st, nil)
+	real2.lend(st, nil)
 	real2.Sync(context.Background())
 	go real2.poll()
 	defer real2.Destruct()

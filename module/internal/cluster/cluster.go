@@ -42,8 +42,8 @@ const poolKey = "wecomgate/cluster"
 // State is this process's share of the cluster.
 type State struct {
 	logger *zap.Logger
-	now    func() time.Time
-	id     string // this instance, in heartbeats
+	clock  func() time.Time // when no config lent one (tests)
+	id     string           // this instance, in heartbeats
 
 	interval atomic.Int64 // time.Duration between polls
 
@@ -68,6 +68,22 @@ type State struct {
 type lent struct {
 	st   certmagic.Storage
 	name string
+	now  func() time.Time // the config's clock, nil for the State's own
+}
+
+// now is the clock of the newest config lent, so that the State's time is
+// that of the config it serves (and of the handler a test moves).
+func (s *State) now() time.Time {
+	s.mu.Lock()
+	var now func() time.Time
+	if n := len(s.lent); n > 0 {
+		now = s.lent[n-1].now
+	}
+	s.mu.Unlock()
+	if now == nil {
+		now = s.clock
+	}
+	return now()
 }
 
 // Member is one config's hold on the State.
@@ -77,9 +93,8 @@ type Member struct {
 	once sync.Once
 }
 
-// Join returns the process's State with ctx's storage lent to it until
-// Release. now is the clock the State reads (the joining handler's, so that
-// tests can move it); the first joiner's clock is kept.
+// Join returns the process's State with ctx's storage and clock lent to it
+// until Release (the newest config's are used).
 func Join(ctx caddy.Context, now func() time.Time) (*Member, error) {
 	val, _, err := pool.LoadOrNew(poolKey, func() (caddy.Destructor, error) {
 		s := newState(ctx.Logger().Named("cluster"), now)
@@ -90,7 +105,7 @@ func Join(ctx caddy.Context, now func() time.Time) (*Member, error) {
 		return nil, err
 	}
 	s := val.(*State)
-	own := s.lend(ctx.Storage())
+	own := s.lend(ctx.Storage(), now)
 	// The index must hold the cluster's events before this config serves
 	// a request; if storage cannot answer now, the poll keeps trying.
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -109,8 +124,8 @@ func (m *Member) Release() error {
 	return err
 }
 
-func (s *State) lend(st certmagic.Storage) *lent {
-	l := &lent{st: st, name: storageName(st)}
+func (s *State) lend(st certmagic.Storage, now func() time.Time) *lent {
+	l := &lent{st: st, name: storageName(st), now: now}
 	s.mu.Lock()
 	s.lent = append(s.lent, l)
 	s.mu.Unlock()
@@ -133,7 +148,7 @@ func newState(logger *zap.Logger, now func() time.Time) *State {
 	_, _ = rand.Read(id[:])
 	s := &State{
 		logger:  logger,
-		now:     now,
+		clock:   now,
 		id:      hex.EncodeToString(id[:]),
 		kept:    map[string][]byte{},
 		events:  newIndex(),

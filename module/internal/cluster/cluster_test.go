@@ -58,8 +58,13 @@ func (s *store) fail(ctx context.Context) error {
 	case s.closed.Load():
 		return errors.New("redis: client is closed")
 	case s.hung.Load():
-		<-ctx.Done()
-		return ctx.Err()
+		for s.hung.Load() { // until the caller gives up or the storage recovers
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Millisecond):
+			}
+		}
 	case s.down.Load():
 		return errDown
 	}
@@ -105,8 +110,13 @@ func (s *store) List(ctx context.Context, dir string, recursive bool) ([]string,
 func instance(t *testing.T, st certmagic.Storage, c *clock) *State {
 	t.Helper()
 	s := newState(zap.NewNop(), c.Now)
-	s.lend(st)
+	s.lend(st, nil)
 	s.Sync(context.Background())
+	t.Cleanup(func() { // the facts sweep writes beside the poll
+		for s.sweeping.Load() {
+			time.Sleep(time.Millisecond)
+		}
+	})
 	return s
 }
 
@@ -271,11 +281,11 @@ func TestReleasedHandleIsNotUsed(t *testing.T) {
 	dir, c := t.TempDir(), newClock()
 	old := fileStore(dir)
 	a := newState(zap.NewNop(), c.Now)
-	first := a.lend(old)
+	first := a.lend(old, nil)
 	sync1(a)
-	a.lend(fileStore(dir)) // the new config
-	a.unlend(first)        // the old config's cleanup…
-	old.closed.Store(true) // …which closes its client
+	a.lend(fileStore(dir), nil) // the new config
+	a.unlend(first)             // the old config's cleanup…
+	old.closed.Store(true)      // …which closes its client
 
 	b := instance(t, fileStore(dir), c)
 	logout(a, c, "s1")
@@ -296,10 +306,10 @@ func TestChangedStorageGetsTheEvents(t *testing.T) {
 	c := newClock()
 	dir1, dir2 := t.TempDir(), t.TempDir()
 	a := newState(zap.NewNop(), c.Now)
-	first := a.lend(fileStore(dir1))
+	first := a.lend(fileStore(dir1), nil)
 	sync1(a)
 	logout(a, c, "s1")
-	a.lend(&certmagic.FileStorage{Path: dir2}) // another storage name: a changed config
+	a.lend(&certmagic.FileStorage{Path: dir2}, nil) // another storage name: a changed config
 	a.unlend(first)
 	sync1(a)
 	sync1(a) // the republished events are written by this poll's flush, or the next
@@ -342,7 +352,7 @@ func TestHeartbeatsCountLiveInstancesAndWarnAboutSkew(t *testing.T) {
 	dir, c := t.TempDir(), newClock()
 	core, logs := observer.New(zap.WarnLevel)
 	a := newState(zap.New(core), c.Now)
-	a.lend(fileStore(dir))
+	a.lend(fileStore(dir), nil)
 	ahead := &clock{t: c.Now().Add(3 * time.Minute)}
 	b := instance(t, fileStore(dir), ahead)
 	sync1(a)

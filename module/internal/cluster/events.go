@@ -125,7 +125,13 @@ func (s *State) Publish(ctx context.Context, ev Event) {
 // up keeps it pending, so at worst it is written twice.
 func storeWithin(ctx context.Context, st certmagic.Storage, key string, value []byte) error {
 	done := make(chan error, 1)
-	go func() { done <- st.Store(context.WithoutCancel(ctx), key, value) }()
+	go func() {
+		// Bounded all the same: a storage that never answers must not
+		// collect goroutines.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		done <- st.Store(ctx, key, value)
+	}()
 	select {
 	case err := <-done:
 		return err

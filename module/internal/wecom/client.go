@@ -68,6 +68,7 @@ type Client struct {
 	obs      Observer
 	log      *zap.Logger
 	tokens   *tokenStore
+	status   callStatus // status.go
 }
 
 // New returns a Client. An unusable BaseURL is reported by every call as a
@@ -207,6 +208,7 @@ func (c *Client) attempt(ctx context.Context, req *http.Request, r *request, out
 	if c.obs != nil {
 		c.obs.Call(r.endpoint, resultOf(err), time.Since(start))
 	}
+	c.noteAttempt(r, err, time.Now())
 	if err != nil && ctx.Err() != nil {
 		return ctxError(ctx, r.endpoint, r.corpID) // the caller left; not WeCom's failure
 	}
