@@ -2,7 +2,7 @@
 # Builds bin/caddy with xcaddy from this checkout: Caddy's standard modules
 # plus wecomgate. Extra arguments go to `xcaddy build`, e.g.
 #
-#	./xcaddy.sh --with github.com/pberkel/caddy-storage-redis
+#	./xcaddy.sh --with github.com/pberkel/caddy-storage-redis@v1.8.1
 #
 # CADDY_VERSION picks Caddy's version (default: the one go.mod requires).
 set -euo pipefail
