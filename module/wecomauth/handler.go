@@ -76,6 +76,10 @@ type Handler struct {
 	Review *ReviewConfig `json:"review,omitempty"`
 	// Failed sign-ins per client IP before 429. Default: 30 per minute.
 	LoginRate *LoginRate `json:"login_rate,omitempty"`
+	// WeCom calls allowed per corp and per API in any window, for all the
+	// instances sharing the storage (each takes an equal share). One or
+	// two limits. Default: 10000 per 1m and 150000 per 1h, WeCom's.
+	Quota []QuotaLimit `json:"quota,omitempty"`
 	// Adds a signed X-WeCom-Assertion JWT to every request passed on.
 	Assertion *AssertionConfig `json:"assertion,omitempty"`
 	// The mini program's appid: enables POST {endpoints}/decrypt, which
@@ -106,6 +110,7 @@ type Handler struct {
 	// recheckPause is how long a user's failed recheck is not retried.
 	callBudget   time.Duration
 	recheckPause time.Duration
+	loginBudget  time.Duration // a sign-in's WeCom time in all
 }
 
 // CorpConfig is one corp whose users may sign in.
@@ -149,6 +154,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	if h.recheckPause <= 0 {
 		h.recheckPause = defaultRecheckPause
+	}
+	if h.loginBudget <= 0 {
+		h.loginBudget = defaultLoginBudget
 	}
 	if h.APIBase == "" {
 		h.APIBase = wecom.DefaultBaseURL
@@ -258,6 +266,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.shared = val.(*shared)
 	h.shared.client.ForgetFailures() // a reload retries a fixed configuration at once (SPEC §6a)
+	liveHandlers.Store(h, struct{}{})
 
 	return nil
 }
@@ -333,7 +342,7 @@ func (h *Handler) validate() error {
 			return err
 		}
 	}
-	return nil
+	return validateQuota(h.Quota)
 }
 
 // defaultForwardAuthFrom is loopback: the forward-auth proxy on the
@@ -377,6 +386,7 @@ func isLoopbackHost(host string) bool {
 // on while a newer config (provisioned before this cleanup) still holds it.
 func (h *Handler) Cleanup() error {
 	var errs []error
+	liveHandlers.Delete(h)
 	if h.sharedKey != "" {
 		_, err := sharedPool.Delete(h.sharedKey)
 		errs = append(errs, err)

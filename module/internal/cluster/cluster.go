@@ -111,7 +111,11 @@ func (m *Member) Release() error {
 				break
 			}
 		}
+		last := len(m.lent) == 0
 		m.mu.Unlock()
+		if last {
+			m.leave(m.own.st) // leave.go
+		}
 		_, err = pool.Delete(poolKey)
 	})
 	return err
