@@ -86,6 +86,10 @@ type Config struct {
 	// watermark, as WeCom does (not the corp id); default [DefaultMiniProgramAppID]. A gateway
 	// with `decrypt <appid>` accepts only this appid.
 	MiniProgramAppID string
+	// Limits emulate WeCom's frequency limits (45009 past them); Latency
+	// delays every answer of an endpoint (limits.go).
+	Limits  []Limit
+	Latency []Latency
 }
 
 // Corp is one WeCom organisation with the secret of the app the mini program belongs to.
@@ -156,6 +160,7 @@ type Simulator struct {
 	faults    []*Fault
 	counts    map[string]int
 	lastSweep time.Time
+	lim       limiter // emulated frequency limits and latency (limits.go)
 }
 
 type corp struct {
@@ -202,7 +207,12 @@ func New(cfg Config) *Simulator {
 		codes:          make(map[string]*code),
 		counts:         make(map[string]int),
 		lastSweep:      time.Now(),
+		lim:            newLimiter(),
 	}
+	// Invalid entries are dropped here as New validates nothing; the Caddy
+	// module checks them first.
+	_ = s.SetLimits(cfg.Limits...)
+	_ = s.SetLatency(cfg.Latency...)
 	if s.tokenTTL <= 0 {
 		s.tokenTTL = DefaultTokenTTL
 	}
