@@ -42,3 +42,21 @@ func NoSlotWait(h *Handler) { h.limiter.slotWait = 0 }
 // SetRevocationPoll sets how often h's revocation list reads storage (the
 // list is shared by the handlers of one storage).
 func SetRevocationPoll(h *Handler, d time.Duration) { h.cluster.SetInterval(d) }
+
+// ForgetLocalFacts drops what h's API base keeps in memory of users,
+// departments, tags and 45009 pauses: h then knows only what storage and
+// tokens say, as another instance would.
+func ForgetLocalFacts(h *Handler) {
+	h.shared.users.Flush()
+	h.shared.directory.Flush()
+	b := h.shared.budgets
+	b.mu.Lock()
+	clear(b.paused)
+	b.mu.Unlock()
+}
+
+// WaitRefreshes waits for the background refreshes in flight.
+func WaitRefreshes(h *Handler) { h.shared.refreshWG.Wait() }
+
+// QuotaInUse is quotaInUse, for tests.
+func QuotaInUse(h *Handler) map[string]map[string]int { return h.quotaInUse() }
