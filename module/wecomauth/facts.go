@@ -168,6 +168,9 @@ func (h *Handler) flight(ctx context.Context, q *factQuery, last *fact, key stri
 				return f, nil
 			}
 		}
+		if q.prio == prioBackground && !h.claim(ctx, q) {
+			return nil, errClaimed
+		}
 		var val any
 		err := h.spend(ctx, q.corp, q.kind.endpoint, q.prio, func(ctx context.Context) error {
 			var err error
@@ -186,6 +189,26 @@ func (h *Handler) flight(ctx context.Context, q *factQuery, last *fact, key stri
 		return nil, err
 	}
 	return v.(*fact), nil
+}
+
+// errClaimed: another instance is refreshing the answer in the background;
+// this one takes the result from storage when it is written.
+var errClaimed = errors.New("another instance is refreshing this answer")
+
+// claim tells the other instances that this one is asking WeCom for q in
+// the background, so that those reaching their own refresh point while
+// WeCom answers do not ask too (they would find nothing in storage yet).
+// It reports false when another instance's claim holds. Not atomic: two
+// instances claiming at the same instant both ask, which is the one extra
+// call a race may cost.
+func (h *Handler) claim(ctx context.Context, q *factQuery) bool {
+	key := "claims/" + h.storageKey(q)
+	if _, _, err := h.cluster.Fact(ctx, key); err == nil {
+		return false
+	}
+	hold := min(h.callBudget, time.Duration(float64(h.Recheck)*aheadPart/2))
+	_ = h.cluster.PutFact(ctx, key, nil, h.now().Add(hold))
+	return true
 }
 
 // storageKey names an answer among the shared facts: the corp's id and a
@@ -268,6 +291,8 @@ func (h *Handler) refreshAhead(q *factQuery, f *fact, now time.Time) {
 		result := "ok"
 		var nb *errNoBudget
 		switch {
+		case errors.Is(err, errClaimed):
+			result = "claimed_elsewhere"
 		case errors.As(err, &nb):
 			result = "deferred"
 		case err != nil:
