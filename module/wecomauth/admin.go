@@ -121,9 +121,10 @@ type corpStatus struct {
 	// KnownUsers counts the users whose WeCom answer this process holds.
 	KnownUsers int            `json:"known_users"`
 	Callbacks  callbackStatus `json:"callbacks"`
-	// QuotaInUse: WeCom calls counted against `quota` (SPEC §6b) go here
-	// once the quota accounting exists; until then the field is left out
-	// rather than shown as a made-up number.
+	// QuotaInUse is, per WeCom API, the calls this process counted
+	// against `quota` in its first window (SPEC §6b; its share is the
+	// quota divided by the live instances).
+	QuotaInUse map[string]int `json:"quota_in_use"`
 }
 
 type tokenStatus struct {
@@ -154,7 +155,7 @@ func (a *AdminAPI) status(w http.ResponseWriter, r *http.Request) error {
 			key := c.name + "\x00" + c.id + "\x00" + h.APIBase
 			st := byKey[key]
 			if st == nil {
-				st = &corpStatus{Name: c.name, CorpID: c.id, APIBase: h.APIBase}
+				st = &corpStatus{Name: c.name, CorpID: c.id, APIBase: h.APIBase, QuotaInUse: map[string]int{}}
 				byKey[key] = st
 				out.Corps = append(out.Corps, st)
 				if v, ok := callbackCounts.Load(c.id); ok {
@@ -168,6 +169,9 @@ func (a *AdminAPI) status(w http.ResponseWriter, r *http.Request) error {
 				if !res.OK {
 					st.GetToken.Error = res.Reason
 				}
+			}
+			for api, n := range h.quotaInUse()[c.name] { // handlers of one API base share the counts
+				st.QuotaInUse[api] = max(st.QuotaInUse[api], n)
 			}
 			if ck := h.sharedKey + "\x00" + c.app; !counted[ck] {
 				counted[ck] = true

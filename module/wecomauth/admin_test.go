@@ -99,7 +99,8 @@ func TestAdminStatus(t *testing.T) {
 				Errcode int
 				Error   string
 			}
-			KnownUsers int `json:"known_users"`
+			KnownUsers int            `json:"known_users"`
+			QuotaInUse map[string]int `json:"quota_in_use"`
 			Callbacks  struct {
 				Enabled           bool
 				Received, Refused int64
@@ -116,6 +117,9 @@ func TestAdminStatus(t *testing.T) {
 	if acme.Name != "acme" || acme.CorpID != "wwacme" || acme.GetToken == nil || !acme.GetToken.OK ||
 		acme.KnownUsers != 1 || !acme.Callbacks.Enabled || acme.Callbacks.Received < 1 || acme.Callbacks.Refused < 1 {
 		t.Errorf("acme: %s", body)
+	}
+	if acme.QuotaInUse["jscode2session"] < 1 || acme.QuotaInUse["user/get"] < 1 {
+		t.Errorf("acme's quota in use does not count its login's calls: %s", body)
 	}
 	if partner.Name != "partner" || partner.GetToken == nil || partner.GetToken.OK || partner.GetToken.Errcode != 40001 {
 		t.Errorf("partner: %s", body)

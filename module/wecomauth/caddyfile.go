@@ -85,6 +85,7 @@ func parseDirective(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 //			allow <path pattern...>
 //		}
 //		login_rate  <failures> <duration>
+//		quota       <calls> <window> [<calls> <window>]
 //		assertion   <audience> [{ ttl <duration> }]
 //		forward_auth_from <cidr...>
 //		decrypt     <mini program appid>
@@ -146,6 +147,12 @@ func (w *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("login_rate: %q is not a positive duration", window)
 			}
 			w.LoginRate = &LoginRate{Failures: failures, Window: caddy.Duration(dur)}
+		case "quota":
+			q, err := unmarshalQuota(d)
+			if err != nil {
+				return err
+			}
+			w.Quota = q
 		case "decrypt":
 			if err := directive.OneArg(d, &w.Decrypt); err != nil {
 				return err
@@ -308,3 +315,24 @@ func unmarshalAssertion(d *caddyfile.Dispenser) (*AssertionConfig, error) {
 
 // Interface guard
 var _ caddyfile.Unmarshaler = (*Handler)(nil)
+
+// unmarshalQuota reads `quota <calls> <window> [<calls> <window>]`.
+func unmarshalQuota(d *caddyfile.Dispenser) ([]QuotaLimit, error) {
+	args := d.RemainingArgs()
+	if len(args) != 2 && len(args) != 4 {
+		return nil, d.Err("quota: expected <calls> <window> [<calls> <window>], as in: quota 10000 1m 150000 1h")
+	}
+	var q []QuotaLimit
+	for i := 0; i < len(args); i += 2 {
+		n, err := strconv.Atoi(args[i])
+		if err != nil || n < 1 {
+			return nil, d.Errf("quota: %q is not a positive number of calls", args[i])
+		}
+		dur, err := caddy.ParseDuration(args[i+1])
+		if err != nil || dur <= 0 {
+			return nil, d.Errf("quota: %q is not a positive duration", args[i+1])
+		}
+		q = append(q, QuotaLimit{Calls: n, Window: caddy.Duration(dur)})
+	}
+	return q, nil
+}

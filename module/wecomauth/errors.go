@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -60,7 +61,12 @@ func internalError(cause error) *denial {
 func unavailable(cause error) *denial {
 	retry := 5
 	var we *wecom.Error
-	if errors.As(cause, &we) && we.Errcode == 45009 {
+	var wait interface{ RetryAfter() time.Duration }
+	switch {
+	case errors.As(cause, &wait):
+		// The budget or a 45009 pause says when (budget.go).
+		retry = max(1, int((wait.RetryAfter()+time.Second-1)/time.Second))
+	case errors.As(cause, &we) && we.Errcode == 45009:
 		retry = 60 // WeCom's frequency block lasts a minute
 	}
 	return &denial{status: http.StatusServiceUnavailable, code: "wecom_unavailable",

@@ -24,7 +24,7 @@ func SetLoginBodyTimeout(d time.Duration) (restore func()) {
 
 // SetClock makes h read time from now (Provision keeps a clock set before
 // it runs).
-func SetClock(h *Handler, now func() time.Time) { h.clock.Store(&now) }
+func SetClock(h *Handler, now func() time.Time) { h.setClock(now) }
 
 // SetWeComTimings sets how long one WeCom call may take in all and how
 // long a failed recheck is not retried.
@@ -60,3 +60,21 @@ func SyncCluster(h *Handler) { h.cluster.Sync(context.Background()) }
 // SetRevocationPoll sets how often h's revocation list reads storage (the
 // list is shared by the handlers of one storage).
 func SetRevocationPoll(h *Handler, d time.Duration) { h.cluster.SetInterval(d) }
+
+// ForgetLocalFacts drops what h's API base keeps in memory of users,
+// departments, tags and 45009 pauses: h then knows only what storage and
+// tokens say, as another instance would.
+func ForgetLocalFacts(h *Handler) {
+	h.shared.users.Flush()
+	h.shared.directory.Flush()
+	b := h.shared.budgets
+	b.mu.Lock()
+	clear(b.paused)
+	b.mu.Unlock()
+}
+
+// WaitRefreshes waits for the background refreshes in flight.
+func WaitRefreshes(h *Handler) { h.shared.refreshWG.Wait() }
+
+// QuotaInUse is quotaInUse, for tests.
+func QuotaInUse(h *Handler) map[string]map[string]int { return h.quotaInUse() }

@@ -38,8 +38,9 @@ func TestWeComFaultsGiveRetryableLogins(t *testing.T) {
 		{"HTTP 502", map[string]any{"status": 502}, "5"},
 		{"garbage body", map[string]any{"garbage": true}, "5"},
 		{"system busy (-1)", map[string]any{"errcode": -1}, "5"},
-		{"frequency limit (45009)", map[string]any{"errcode": 45009}, "60"},
 		{"too many concurrent calls (45033)", map[string]any{"errcode": 45033}, "5"},
+		// Last: it pauses jscode2session for a minute (SPEC §6b).
+		{"frequency limit (45009)", map[string]any{"errcode": 45009}, "60"},
 	}
 	for _, f := range faults {
 		t.Run(f.name, func(t *testing.T) {

@@ -77,6 +77,10 @@ type Handler struct {
 	Review *ReviewConfig `json:"review,omitempty"`
 	// Failed sign-ins per client IP before 429. Default: 30 per minute.
 	LoginRate *LoginRate `json:"login_rate,omitempty"`
+	// WeCom calls allowed per corp and per API in any window, for all the
+	// instances sharing the storage (each takes an equal share). One or
+	// two limits. Default: 10000 per 1m and 150000 per 1h, WeCom's.
+	Quota []QuotaLimit `json:"quota,omitempty"`
 	// Adds a signed X-WeCom-Assertion JWT to every request passed on.
 	Assertion *AssertionConfig `json:"assertion,omitempty"`
 	// The mini program's appid: enables POST {endpoints}/decrypt, which
@@ -104,11 +108,13 @@ type Handler struct {
 	logger          *zap.Logger
 	// clock is where time comes from (tests move it, and may swap it
 	// while the cluster's poller reads it: hence atomic). See now.
-	clock atomic.Pointer[func() time.Time]
+	// (A pointer: the Handler is a Caddy module and copied by value.)
+	clock *atomic.Pointer[func() time.Time]
 	// callBudget bounds one user/get or code exchange, retries included;
 	// recheckPause is how long a user's failed recheck is not retried.
 	callBudget   time.Duration
 	recheckPause time.Duration
+	loginBudget  time.Duration // a sign-in's WeCom time in all
 }
 
 // CorpConfig is one corp whose users may sign in.
@@ -147,15 +153,17 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // with its token cache, user checks, spent codes) that survives reloads.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
-	if h.clock.Load() == nil {
-		now := time.Now
-		h.clock.Store(&now)
+	if h.clock == nil {
+		h.setClock(time.Now)
 	}
 	if h.callBudget <= 0 {
 		h.callBudget = defaultCallBudget
 	}
 	if h.recheckPause <= 0 {
 		h.recheckPause = defaultRecheckPause
+	}
+	if h.loginBudget <= 0 {
+		h.loginBudget = defaultLoginBudget
 	}
 	if h.APIBase == "" {
 		h.APIBase = wecom.DefaultBaseURL
@@ -344,7 +352,7 @@ func (h *Handler) validate() error {
 			return err
 		}
 	}
-	return nil
+	return validateQuota(h.Quota)
 }
 
 // defaultForwardAuthFrom is loopback: the forward-auth proxy on the
@@ -386,6 +394,13 @@ func isLoopbackHost(host string) bool {
 
 // now is the handler's time: one clock for every decision it makes.
 func (h *Handler) now() time.Time { return (*h.clock.Load())() }
+
+func (h *Handler) setClock(now func() time.Time) {
+	if h.clock == nil {
+		h.clock = new(atomic.Pointer[func() time.Time])
+	}
+	h.clock.Store(&now)
+}
 
 // Cleanup releases this config's hold on the shared state; the state lives
 // on while a newer config (provisioned before this cleanup) still holds it.

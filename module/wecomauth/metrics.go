@@ -21,6 +21,11 @@ var metrics struct {
 	refreshes *prometheus.CounterVec
 	rechecks  *prometheus.CounterVec
 	callbacks *prometheus.CounterVec
+	// SPEC §6b (budget.go, facts.go)
+	deferred       *prometheus.CounterVec
+	pauses         *prometheus.CounterVec
+	aheadRefreshes *prometheus.CounterVec
+	sharedFacts    *prometheus.CounterVec
 }
 
 func initMetrics() {
@@ -51,6 +56,22 @@ func initMetrics() {
 			Namespace: ns, Name: "callbacks_total",
 			Help: "WeCom callbacks by event (verify, the change_contact type, other; unknown when refused) and result (ok, failed, or why it was refused).",
 		}, []string{"event", "result"})
+		metrics.deferred = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "deferred_calls_total",
+			Help: "WeCom calls not made because this instance's share of the quota was spent (by priority: login, recheck, background) or a 45009 paused the API (paused).",
+		}, []string{"corp", "endpoint", "reason"})
+		metrics.pauses = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "quota_pauses_total",
+			Help: "45009 answers that paused an API of a corp for every instance for 60 s.",
+		}, []string{"corp", "endpoint"})
+		metrics.aheadRefreshes = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "background_refreshes_total",
+			Help: "Answers in use refreshed in the background before recheck ran out, by kind and result (ok, deferred by the budget, failed).",
+		}, []string{"kind", "result"})
+		metrics.sharedFacts = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "shared_facts_used_total",
+			Help: "WeCom answers taken from another instance through storage instead of asking WeCom, by kind.",
+		}, []string{"kind"})
 	})
 }
 
@@ -60,7 +81,8 @@ func registerMetrics(reg *prometheus.Registry) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range append([]prometheus.Collector{metrics.logins, metrics.calls, metrics.latency, metrics.refreshes, metrics.rechecks, metrics.callbacks}, cluster.Collectors()...) {
+	for _, c := range append([]prometheus.Collector{metrics.logins, metrics.calls, metrics.latency, metrics.refreshes, metrics.rechecks, metrics.callbacks,
+		metrics.deferred, metrics.pauses, metrics.aheadRefreshes, metrics.sharedFacts, quotaCollector{}}, cluster.Collectors()...) {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {

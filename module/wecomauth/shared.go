@@ -40,8 +40,8 @@ const (
 type shared struct {
 	// client holds the access tokens, so they last as long as this entry.
 	client *wecom.Client
-	users  *cache.Cache // userKey → *userFacts
-	// directory holds department trees and tag members, dirKey → *dirFact.
+	users  *cache.Cache // userKey → *fact of *userFacts
+	// directory holds department trees and tag members, dirKey → *fact.
 	directory *cache.Cache
 	// futureTokens: session id → when this instance first saw a token
 	// issued in its future (seenIssued).
@@ -49,20 +49,30 @@ type shared struct {
 	sawFuture    atomic.Bool  // futureTokens was ever used: look there
 	spent        *cache.Cache // app + client IP + code → spentCode
 	burned       *cache.Cache // hash of a code → struct{}: refused unspent, see burnCode
-	checks       singleflight.Group
 	codes        singleflight.Group
-	dirCalls     singleflight.Group
+	// The kinds of WeCom answers kept (facts.go): users in users,
+	// department trees and tag members in directory.
+	userKind, deptKind, tagKind *factKind
+	// budgets counts WeCom calls against `quota` and holds 45009 pauses.
+	budgets *budgets
+	refreshers
 }
 
 func newShared(apiBase string, logger *zap.Logger) *shared {
-	return &shared{
+	s := &shared{
 		client:       wecom.New(wecom.Options{BaseURL: apiBase, Logger: logger.Named("wecom"), Observer: observer{}}),
 		users:        cache.New(cache.NoExpiration, 10*time.Minute),
 		directory:    cache.New(cache.NoExpiration, 10*time.Minute),
 		futureTokens: cache.New(cache.NoExpiration, time.Minute),
 		spent:        cache.New(codeLifetime, time.Minute),
 		burned:       cache.New(codeLifetime, time.Minute),
+		budgets:      newBudgets(),
+		refreshers:   newRefreshers(),
 	}
+	s.userKind = &factKind{name: "users", endpoint: "user/get", local: s.users, encode: encodeUser, decode: decodeUser}
+	s.deptKind = &factKind{name: "departments", endpoint: "department/simplelist", local: s.directory, encode: encodeTree, decode: decodeTree}
+	s.tagKind = &factKind{name: "tags", endpoint: "tag/get", local: s.directory, encode: encodeTag, decode: decodeTag}
+	return s
 }
 
 // Destruct implements caddy.Destructor.

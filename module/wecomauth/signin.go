@@ -72,7 +72,10 @@ func (h *Handler) logLogin(r *http.Request, method, corpName string, id *identit
 // user must belong to that corp, and WeCom must report them visible and
 // active.
 func (h *Handler) loginWithCode(r *http.Request, code, corpName string) (*identity, *denial) {
-	ctx := r.Context()
+	// Its WeCom calls come first in the budget, and take loginBudget in
+	// all: past it the client is better off with 503 and a fresh code.
+	ctx, cancel := context.WithTimeout(withPriority(r.Context(), prioLogin), h.loginBudget)
+	defer cancel()
 	if code == "" {
 		return nil, invalidRequest("code is required")
 	}
@@ -100,13 +103,15 @@ func (h *Handler) loginWithCode(r *http.Request, code, corpName string) (*identi
 	// just have re-enabled them); a code presented again from the same
 	// address reuses a recent answer, so repeating one code cannot spend
 	// the corp's WeCom quota.
-	var f *userFacts
+	q := h.userQuery(corp, sess.UserID, nil, prioLogin)
+	var f *fact
 	if replayed {
-		f = h.cachedFacts(userKey(corp, sess.UserID))
+		f = q.cached()
 	}
-	if f == nil || h.now().Sub(f.checkedAt) >= time.Duration(h.Recheck) {
+	if f == nil || f.checkedAt.IsZero() || h.now().Sub(f.checkedAt) >= time.Duration(h.Recheck) {
+		q.fresh = true
 		var err error
-		if f, err = h.fetchUser(ctx, corp, sess.UserID); err != nil {
+		if f, err = h.refresh(ctx, q, nil); err != nil {
 			return nil, fromWeCom(err)
 		}
 	}
@@ -141,9 +146,14 @@ func (h *Handler) exchange(ctx context.Context, corp *corp, code, ip string) (s 
 		return wecom.Session{}, false, errCodeUsed
 	}
 	v, err, _ := h.shared.codes.Do(key, func() (any, error) {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.callBudget)
+		ctx, cancel := detached(ctx, h.callBudget)
 		defer cancel()
-		s, err := h.shared.client.CodeToSession(ctx, corp.credentials(), code)
+		var s wecom.Session
+		err := h.spend(ctx, corp, "jscode2session", prioLogin, func(ctx context.Context) error {
+			var err error
+			s, err = h.shared.client.CodeToSession(ctx, corp.credentials(), code)
+			return err
+		})
 		if err != nil {
 			return nil, err
 		}

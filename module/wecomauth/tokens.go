@@ -87,7 +87,7 @@ type principal struct {
 	userKey string // key of the user's facts
 	// asIssued is what the token itself says of the user: the login that
 	// issued it checked them.
-	asIssued *userFacts
+	asIssued *fact
 }
 
 func newPrincipal(c session.Claims, corp *corp) *principal {
@@ -95,13 +95,12 @@ func newPrincipal(c session.Claims, corp *corp) *principal {
 	if corp != nil {
 		key = userKey(corp, c.UserID)
 	}
-	asIssued := &userFacts{
-		checkedAt: c.Checked(), status: 1,
-		name: c.Name, nameEsc: url.PathEscape(c.Name), depts: c.Departments, deptIDs: splitInts(c.Departments),
-	}
+	asIssued := &fact{checkedAt: c.Checked(), value: &userFacts{
+		status: 1, name: c.Name, nameEsc: url.PathEscape(c.Name), depts: c.Departments, deptIDs: splitInts(c.Departments),
+	}}
 	if c.Unchecked {
 		// Nothing to rely on: checked long ago, as far as this token says.
-		asIssued = &userFacts{}
+		asIssued = &fact{value: &userFacts{}}
 	}
 	return &principal{claims: c, corp: corp, userKey: key, asIssued: asIssued}
 }

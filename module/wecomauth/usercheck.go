@@ -7,6 +7,7 @@ package wecomauth
 
 import (
 	"context"
+	"encoding/json"
 	"net/url"
 	"strconv"
 	"strings"
@@ -18,6 +19,11 @@ import (
 // defaultCallBudget bounds a user/get made on behalf of waiting requests;
 // the client's own per-attempt timeouts and retries fit inside it.
 const defaultCallBudget = 15 * time.Second
+
+// defaultLoginBudget bounds a sign-in's WeCom time in all (token, code
+// exchange, user/get, directory): a slow WeCom must not hold a login for
+// half a minute; the client gets 503 and tries again with a fresh code.
+const defaultLoginBudget = 8 * time.Second
 
 // defaultRecheckPause keeps a user's requests from each waiting on WeCom
 // while it is down: after a failed recheck the last answer serves (within
@@ -31,12 +37,11 @@ func badSession() *denial {
 	return unauthenticated("the session is invalid, has expired or has ended; sign in again")
 }
 
-// userFacts is what WeCom last said about a user, shared by every handler
-// of the same API base.
+// userFacts is what WeCom said about a user (the value of a user's fact,
+// facts.go), shared by every handler of the same API base and, through
+// storage, by the instances.
 type userFacts struct {
-	checkedAt  time.Time // when WeCom answered
-	retryAt    time.Time // after a failed recheck: don't ask again before this
-	notAllowed bool      // 60011 / 60111: outside the app's visible range, or gone
+	notAllowed bool // 60011 / 60111: outside the app's visible range, or gone
 	status     int
 	name       string
 	nameEsc    string  // name as X-WeCom-Name carries it
@@ -78,102 +83,89 @@ func (h *Handler) check(ctx context.Context, token string) (*identity, *denial) 
 	return id, d
 }
 
-// checkUser admits a session's user on what WeCom said within `recheck`,
-// asks WeCom again when that is older, and while WeCom cannot answer keeps
-// admitting users checked within `stale_grace`.
+// checkUser admits a session's user on what WeCom said within `recheck`
+// (here, by another instance, or at the token's login), asks WeCom again
+// when that is older, and while WeCom cannot answer keeps admitting users
+// checked within `stale_grace` (facts.go).
 func (h *Handler) checkUser(ctx context.Context, corp *corp, p *principal, now time.Time) (*identity, *denial) {
-	recheck, grace := time.Duration(h.Recheck), time.Duration(h.StaleGrace)
-	userID := p.claims.UserID
+	floor := p.asIssued
+	if seen := h.seenIssued(&p.claims, now); floor.checkedAt.After(seen) {
+		// Its issuer's clock runs ahead: the check counts from when this
+		// instance first saw the token.
+		early := *floor
+		early.checkedAt = seen
+		floor = &early
+	}
+	f, err := h.lookup(ctx, h.userQuery(corp, p.claims.UserID, floor, prioRecheck))
+	if err != nil {
+		return nil, fromWeCom(err)
+	}
+	return h.admit(withPriority(ctx, prioRecheck), corp, p.claims.UserID, f)
+}
 
-	f := h.cachedFacts(p.userKey)
-	if f == nil || f.checkedAt.Before(p.asIssued.checkedAt) {
-		// The login that issued the token checked the user, later than
-		// anything this instance knows.
-		f = p.asIssued
-		if seen := h.seenIssued(&p.claims, now); f.checkedAt.After(seen) {
-			// Its issuer's clock runs ahead: the check counts from when
-			// this instance first saw the token.
-			early := *f
-			early.checkedAt = seen
-			f = &early
-		}
+// userQuery is the lookup of what WeCom says of a user.
+func (h *Handler) userQuery(corp *corp, userID string, floor *fact, p priority) *factQuery {
+	return &factQuery{
+		kind: h.shared.userKind, corp: corp, key: userKey(corp, userID), floor: floor, prio: p,
+		changed: func(at time.Time) bool { return h.userChangedSince(corp.id, userID, at) },
+		ask:     func(ctx context.Context) (any, error) { return h.askUser(ctx, corp, userID, p) },
 	}
-	if now.Sub(f.checkedAt) < recheck && !h.userChangedSince(corp.id, userID, f.checkedAt) {
-		return h.admit(ctx, corp, userID, f)
-	}
+}
 
-	if now.Before(f.retryAt) {
-		return h.graceOrFail(ctx, corp, userID, f, now, unavailable(nil))
-	}
-	fresh, err := h.fetchUser(ctx, corp, userID)
-	if err == nil {
-		id, d := h.admit(ctx, corp, userID, fresh)
-		outcome := "ok"
-		if d != nil {
+// askUser is one user/get. "Not allowed" answers are facts too. Those
+// not made for a sign-in are rechecks, counted by outcome.
+func (h *Handler) askUser(ctx context.Context, corp *corp, userID string, p priority) (any, error) {
+	u, err := h.shared.client.GetUser(ctx, corp.credentials(), userID)
+	var f *userFacts
+	outcome := "ok"
+	switch {
+	case err == nil:
+		f = &userFacts{status: u.Status, name: u.Name, nameEsc: url.PathEscape(u.Name),
+			depts: joinInts(u.Department), deptIDs: u.Department}
+		if u.Status != 1 {
 			outcome = "denied"
 		}
+	case wecom.KindOf(err) == wecom.KindUserNotAllowed:
+		f, outcome, err = &userFacts{notAllowed: true}, "denied", nil
+	default:
+		outcome = "unavailable"
+	}
+	if p != prioLogin {
 		metrics.rechecks.WithLabelValues(outcome).Inc()
-		return id, d
 	}
-	metrics.rechecks.WithLabelValues("unavailable").Inc()
-	if cur := h.cachedFacts(p.userKey); cur != nil && cur.checkedAt.After(f.checkedAt) {
-		// Another request got a newer answer meanwhile: that one stands.
-		return h.admit(ctx, corp, userID, cur)
-	}
-	failed := *f
-	// From when the attempt ended, not when the request came: a WeCom that
-	// hangs for the whole call budget must not be asked again at once.
-	failed.retryAt = h.now().Add(h.recheckPause)
-	h.shared.users.Set(p.userKey, &failed, recheck+grace)
-	return h.graceOrFail(ctx, corp, userID, f, now, fromWeCom(err))
-}
-
-func (h *Handler) graceOrFail(ctx context.Context, corp *corp, userID string, f *userFacts, now time.Time, fail *denial) (*identity, *denial) {
-	if now.Sub(f.checkedAt) < time.Duration(h.StaleGrace) {
-		return h.admit(ctx, corp, userID, f)
-	}
-	return nil, fail
-}
-
-func (h *Handler) cachedFacts(key string) *userFacts {
-	if v, ok := h.shared.users.Get(key); ok {
-		return v.(*userFacts)
-	}
-	return nil
-}
-
-// fetchUser asks WeCom about a user, once however many requests wait for
-// the answer, and remembers it. "Not allowed" answers are facts too.
-func (h *Handler) fetchUser(ctx context.Context, corp *corp, userID string) (*userFacts, error) {
-	key := userKey(corp, userID)
-	v, err, _ := h.shared.checks.Do(key, func() (any, error) {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.callBudget)
-		defer cancel()
-		u, err := h.shared.client.GetUser(ctx, corp.credentials(), userID)
-		now := h.now()
-		var f *userFacts
-		switch {
-		case err == nil:
-			f = &userFacts{checkedAt: now, status: u.Status, name: u.Name, nameEsc: url.PathEscape(u.Name),
-				depts: joinInts(u.Department), deptIDs: u.Department}
-		case wecom.KindOf(err) == wecom.KindUserNotAllowed:
-			f = &userFacts{checkedAt: now, notAllowed: true}
-		default:
-			return nil, err
-		}
-		h.shared.users.Set(key, f, time.Duration(h.Recheck)+time.Duration(h.StaleGrace))
-		return f, nil
-	})
 	if err != nil {
 		return nil, err
 	}
-	return v.(*userFacts), nil
+	return f, nil
+}
+
+// userFactsJSON is a user's fact in storage.
+type userFactsJSON struct {
+	NotAllowed bool    `json:"n,omitempty"`
+	Status     int     `json:"s,omitempty"`
+	Name       string  `json:"m,omitempty"`
+	Depts      []int64 `json:"d,omitempty"`
+}
+
+func encodeUser(v any) ([]byte, error) {
+	u := v.(*userFacts)
+	return json.Marshal(userFactsJSON{NotAllowed: u.notAllowed, Status: u.status, Name: u.name, Depts: u.deptIDs})
+}
+
+func decodeUser(b []byte) (any, error) {
+	var u userFactsJSON
+	if err := json.Unmarshal(b, &u); err != nil {
+		return nil, err
+	}
+	return &userFacts{notAllowed: u.NotAllowed, status: u.Status, name: u.Name, nameEsc: url.PathEscape(u.Name),
+		depts: joinInts(u.Depts), deptIDs: u.Depts}, nil
 }
 
 // admit applies the corp's policy to what is known of a user. WeCom
 // decides first (SPEC §3a): outside the visible range or not active never
 // passes, whatever the lists say, and costs no department or tag call.
-func (h *Handler) admit(ctx context.Context, corp *corp, userID string, f *userFacts) (*identity, *denial) {
+func (h *Handler) admit(ctx context.Context, corp *corp, userID string, uf *fact) (*identity, *denial) {
+	f := uf.value.(*userFacts)
 	switch {
 	case f.notAllowed:
 		return nil, userNotAllowed()
@@ -188,7 +180,7 @@ func (h *Handler) admit(ctx context.Context, corp *corp, userID string, f *userF
 		return nil, userNotAllowed()
 	}
 	return &identity{UserID: userID, CorpID: corp.id, Corp: corp.name, Name: f.name, nameEsc: f.nameEsc,
-		Departments: f.depts, deptIDs: f.deptIDs, checkedAt: f.checkedAt}, nil
+		Departments: f.depts, deptIDs: f.deptIDs, checkedAt: uf.checkedAt}, nil
 }
 
 // splitInts reads comma-separated ids, as tokens carry departments.
@@ -211,4 +203,19 @@ func joinInts(ids []int64) string {
 		b = strconv.AppendInt(b, id, 10)
 	}
 	return string(b)
+}
+
+type priorityKey struct{}
+
+// withPriority marks ctx with the budget priority of the WeCom calls made
+// for it (the department and tag lookups of an admission).
+func withPriority(ctx context.Context, p priority) context.Context {
+	return context.WithValue(ctx, priorityKey{}, p)
+}
+
+func priorityOf(ctx context.Context) priority {
+	if p, ok := ctx.Value(priorityKey{}).(priority); ok {
+		return p
+	}
+	return prioRecheck
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -37,10 +38,30 @@ type Handler struct {
 	// interface encrypts as wx.qy.getMobile would (POST <dev_path>/userdata); default
 	// wx00000000000demo. It must equal the gateway's `decrypt <appid>`.
 	MiniProgramAppID string `json:"miniprogram_appid,omitempty"`
+	// FrequencyLimits emulate WeCom's frequency limits: each corp may make
+	// calls calls of endpoint in any window; past that 45009, and so for
+	// block (default 60s).
+	FrequencyLimits []LimitConfig `json:"frequency_limits,omitempty"`
+	// Latency delays every answer of endpoint ("*" or empty: all).
+	Latency []LatencyConfig `json:"latency,omitempty"`
 
 	sim        *Simulator
 	poolKey    string
 	playground *playgroundPage
+}
+
+// LimitConfig is one emulated frequency limit (see Limit).
+type LimitConfig struct {
+	Endpoint string         `json:"endpoint,omitempty"`
+	Calls    int            `json:"calls"`
+	Window   caddy.Duration `json:"window"`
+	Block    caddy.Duration `json:"block,omitempty"`
+}
+
+// LatencyConfig is one emulated latency (see Latency).
+type LatencyConfig struct {
+	Endpoint string         `json:"endpoint,omitempty"`
+	Delay    caddy.Duration `json:"delay"`
 }
 
 // CorpConfig is one corp of the simulator. Secret may be a runtime placeholder such as {env.X}.
@@ -161,6 +182,12 @@ func (h *Handler) config() Config {
 		TokenTTL: time.Duration(h.TokenTTL), CodeTTL: time.Duration(h.CodeTTL), DevPath: h.DevPath,
 		DevAllowRemote: h.DevAllowRemote, MiniProgramAppID: h.MiniProgramAppID,
 	}
+	for _, l := range h.FrequencyLimits {
+		cfg.Limits = append(cfg.Limits, Limit{Endpoint: l.Endpoint, Calls: l.Calls, Window: time.Duration(l.Window), Block: time.Duration(l.Block)})
+	}
+	for _, l := range h.Latency {
+		cfg.Latency = append(cfg.Latency, Latency{Endpoint: l.Endpoint, Delay: time.Duration(l.Delay)})
+	}
 	for _, c := range h.Corps {
 		corp := Corp{Name: c.Name, CorpID: c.CorpID, Secret: repl.ReplaceAll(c.Secret, "")}
 		if corp.Name == "" {
@@ -220,6 +247,16 @@ func (h *Handler) Validate() error {
 	if h.Playground != "" {
 		if err := checkPlayground(h.Playground); err != nil {
 			return err
+		}
+	}
+	for _, l := range h.FrequencyLimits {
+		if err := checkLimit(Limit{Endpoint: normalizeEndpoint(l.Endpoint), Calls: l.Calls, Window: time.Duration(l.Window), Block: time.Duration(l.Block)}); err != nil {
+			return fmt.Errorf("wecom_simulator: frequency_limit: %w", err)
+		}
+	}
+	for _, l := range h.Latency {
+		if e := normalizeEndpoint(l.Endpoint); (e != "" && !slices.Contains(endpoints, e)) || l.Delay < 0 {
+			return fmt.Errorf("wecom_simulator: latency: endpoint %q or delay %v not valid", l.Endpoint, time.Duration(l.Delay))
 		}
 	}
 	if len(h.Corps) == 0 {

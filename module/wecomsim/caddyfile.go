@@ -3,8 +3,12 @@ package wecomsim
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
@@ -34,6 +38,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		playground <gateway path or URL>
 //		dev_allow_remote [true|false]
 //		miniprogram_appid <appid>
+//		frequency_limit <endpoint|*> <calls> <window> [<block>]
+//		latency <endpoint|*> <duration>
 //		corp <name> {
 //			corp_id <corpid>
 //			secret  <secret>
@@ -92,6 +98,40 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := directive.OneArg(d, &h.MiniProgramAppID); err != nil {
 				return err
 			}
+		case "frequency_limit":
+			args := d.RemainingArgs()
+			if len(args) != 3 && len(args) != 4 {
+				return d.Err("frequency_limit: want <endpoint|*> <calls> <window> [<block>], as in: frequency_limit user/get 200 10s 60s")
+			}
+			n, err := strconv.Atoi(args[1])
+			if err != nil || n < 1 {
+				return d.Errf("frequency_limit: %q is not a positive number of calls", args[1])
+			}
+			l := LimitConfig{Endpoint: args[0], Calls: n}
+			for i, dst := range []*caddy.Duration{&l.Window, &l.Block}[:len(args)-2] {
+				v, err := caddy.ParseDuration(args[2+i])
+				if err != nil || v <= 0 {
+					return d.Errf("frequency_limit: %q is not a positive duration", args[2+i])
+				}
+				*dst = caddy.Duration(v)
+			}
+			if err := checkLimit(Limit{Endpoint: normalizeEndpoint(l.Endpoint), Calls: l.Calls, Window: time.Duration(l.Window), Block: time.Duration(l.Block)}); err != nil {
+				return d.Errf("frequency_limit: %v", err)
+			}
+			h.FrequencyLimits = append(h.FrequencyLimits, l)
+		case "latency":
+			var endpoint, dur string
+			if !d.AllArgs(&endpoint, &dur) {
+				return d.Err("latency: want <endpoint|*> <duration>, as in: latency user/get 300ms")
+			}
+			v, err := caddy.ParseDuration(dur)
+			if err != nil || v < 0 {
+				return d.Errf("latency: %q is not a duration", dur)
+			}
+			if e := normalizeEndpoint(endpoint); e != "" && !slices.Contains(endpoints, e) {
+				return d.Errf("latency: endpoint %q is not one of %s or \"*\"", endpoint, strings.Join(endpoints, ", "))
+			}
+			h.Latency = append(h.Latency, LatencyConfig{Endpoint: endpoint, Delay: caddy.Duration(v)})
 		case "corp":
 			c, err := parseCorp(d)
 			if err != nil {

@@ -47,6 +47,8 @@ func (s *Simulator) serveDev(w http.ResponseWriter, r *http.Request) {
 		methods = map[string]handler{http.MethodGet: s.devCounts, http.MethodDelete: s.devResetCounts}
 	case "state":
 		methods = map[string]handler{http.MethodGet: s.devState}
+	case "limits":
+		methods = map[string]handler{http.MethodGet: s.devGetLimits, http.MethodPut: s.devSetLimits}
 	default:
 		writeDevError(w, http.StatusNotFound, "not_found", "no such development endpoint: "+r.URL.Path)
 		return

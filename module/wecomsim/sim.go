@@ -87,6 +87,10 @@ type Config struct {
 	// watermark, as WeCom does (not the corp id); default [DefaultMiniProgramAppID]. A gateway
 	// with `decrypt <appid>` accepts only this appid.
 	MiniProgramAppID string
+	// Limits emulate WeCom's frequency limits (45009 past them); Latency
+	// delays every answer of an endpoint (limits.go).
+	Limits  []Limit
+	Latency []Latency
 }
 
 // Corp is one WeCom organisation with the secret of the app the mini program belongs to.
@@ -163,6 +167,7 @@ type Simulator struct {
 	// callbackLog keeps the callbacks sent (callback.go), oldest first.
 	callbackLog    []CallbackResult
 	callbackClient *http.Client
+	lim            limiter // emulated frequency limits and latency (limits.go)
 }
 
 type corp struct {
@@ -215,7 +220,12 @@ func New(cfg Config) *Simulator {
 			// WeCom does not follow redirects of a callback URL either.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
+		lim: newLimiter(),
 	}
+	// Invalid entries are dropped here as New validates nothing; the Caddy
+	// module checks them first.
+	_ = s.SetLimits(cfg.Limits...)
+	_ = s.SetLatency(cfg.Latency...)
 	if s.tokenTTL <= 0 {
 		s.tokenTTL = DefaultTokenTTL
 	}

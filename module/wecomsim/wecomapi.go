@@ -66,8 +66,16 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.counts[endpoint]++
 	fault, faulted := s.takeFaultLocked(endpoint)
+	delay := s.latencyLocked(endpoint)
 	s.mu.Unlock()
+	if delay > 0 && !sleep(r.Context(), delay) {
+		return
+	}
 	if faulted && !s.applyFault(w, r, fault) {
+		return
+	}
+	if s.overLimit(endpoint, r) {
+		writeWeCom(w, r, wxErr(45009))
 		return
 	}
 

@@ -118,7 +118,13 @@ func Join(ctx caddy.Context, now func() time.Time) (*Member, error) {
 func (m *Member) Release() error {
 	var err error
 	m.once.Do(func() {
+		m.mu.Lock()
+		last := len(m.lent) == 1 && m.lent[0] == m.own
+		m.mu.Unlock()
 		m.unlend(m.own)
+		if last {
+			m.leave(m.own.st) // leave.go
+		}
 		_, err = pool.Delete(poolKey)
 	})
 	return err

@@ -96,6 +96,7 @@ func (c *Client) CodeToSession(ctx context.Context, corp Corp, code string) (Ses
 			corpID:   corp.ID,
 			query:    url.Values{"access_token": {tok}, "js_code": {code}, "grant_type": {"authorization_code"}},
 			secrets:  []string{tok, code, corp.Secret},
+			spends:   true,
 		})
 		if err == nil {
 			s = Session{CorpID: a.CorpID, UserID: a.UserID, SessionKey: a.SessionKey}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -139,6 +140,9 @@ type request struct {
 	// check (department/simplelist must include the department asked), so
 	// that a refusal is a bad response like any other.
 	accept func(answer) error
+	// spends is set for a call that uses something up at WeCom (a login
+	// code): once the request may have reached WeCom it is not sent again.
+	spends bool
 }
 
 // answer is implemented by the wire structs: the errcode is looked at
@@ -180,6 +184,17 @@ func call[T any, P interface {
 			return (*T)(out), nil
 		}
 		if !retryable(err) || attempt >= c.attempts {
+			return nil, err
+		}
+		if r.spends && mayHaveReached(err) {
+			// A timeout or a lost answer may come after WeCom spent the
+			// code: the retry would answer 40029 and the user would read
+			// "invalid code" after waiting for it. The caller answers 503
+			// instead and the client takes a fresh code.
+			var e *Error
+			if errors.As(err, &e) {
+				e.Err = errNotResent{e.Err}
+			}
 			return nil, err
 		}
 		wait := c.backoffFor(attempt)
@@ -263,6 +278,42 @@ func (c *Client) roundTrip(req *http.Request, r *request, out answer) error {
 	}
 	return nil
 }
+
+// mayHaveReached tells whether a failed attempt may have been received
+// by WeCom: everything but a connection that was never made, and WeCom's
+// own "system busy" (-1), which answers before doing anything.
+func mayHaveReached(err error) bool {
+	var e *Error
+	if !errors.As(err, &e) {
+		return true
+	}
+	if e.Errcode == errcodeBusy {
+		return false
+	}
+	if e.Errcode != 0 || e.HTTPStatus != 0 {
+		return true
+	}
+	var op *net.OpError
+	if errors.As(e.Err, &op) && op.Op == "dial" {
+		return false
+	}
+	var dns *net.DNSError
+	return !errors.As(e.Err, &dns)
+}
+
+// errNotResent marks a failure of a call that spends what it carries and
+// was therefore not sent again.
+type errNotResent struct{ cause error }
+
+func (e errNotResent) Error() string {
+	msg := "not sent again: WeCom may have spent the code"
+	if e.cause != nil {
+		msg = e.cause.Error() + " (" + msg + ")"
+	}
+	return msg
+}
+
+func (e errNotResent) Unwrap() error { return e.cause }
 
 // badResponse marks an answer that could not be used, for resultOf.
 type badResponse string

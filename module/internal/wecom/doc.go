@@ -53,19 +53,24 @@
 // # Access tokens
 //
 // Each Client caches tokens per (corp id, secret), the secret held only as
-// a salted SHA-256. The cache is the Client's and has no process-wide
-// copy: to keep tokens across a Caddy config reload the gateway keeps the
-// Client, one per API base in a caddy.UsagePool that the new config joins
-// before the old one leaves. A token is used until expires_in minus a
-// tenth of it (at most 5 minutes), expires_in first clamped to between 1
-// minute and 4 hours (twice WeCom's 7200 s): zero, negative, fractional,
-// huge or missing values neither overflow nor make a token that never
-// expires. At most one gettoken per key is in flight whatever the
-// concurrency: the fetch is shared, runs detached from any one caller's
-// cancellation (bounded by Timeout and Attempts instead), and each waiter
-// returns on its own context. When a call reports the token invalid it is
-// dropped only if it is still the cached one, so a request whose stale
-// token fails after another request refreshed does not cause a second
+// a salted SHA-256. The cache is the Client's and has no process-wide copy:
+// to keep tokens across a Caddy config reload the gateway keeps the Client,
+// one per API base in a caddy.UsagePool that the new config joins before
+// the old one leaves. A token is used until its expires_in (and a second,
+// as expires_in is whole seconds) runs out, not refreshed early: within its
+// validity WeCom answers gettoken with the same token and what is left of
+// its life, so an early refresh only spends a call. A call that meets the
+// expiry answers 42001 and is repeated once with the new token. A gettoken
+// that answers the token already held (say after a 40014) is not counted as
+// a refresh, and the token then ends when WeCom says. expires_in is first
+// clamped to between 1 minute and 4 hours (twice WeCom's 7200 s): zero,
+// negative, fractional, huge or missing values neither overflow nor make a
+// token that never expires. At most one gettoken per key is in flight
+// whatever the concurrency: the fetch is shared, runs detached from any one
+// caller's cancellation (bounded by Timeout and Attempts instead), and each
+// waiter returns on its own context. When a call reports the token invalid
+// it is dropped only if it is still the cached one, so a request whose
+// stale token fails after another request refreshed does not cause a second
 // fetch.
 //
 // A definitive gettoken failure (notably 40001, wrong secret) is remembered
@@ -75,7 +80,9 @@
 // ban WeCom imposes after many. ForgetFailures, which the gateway calls at
 // every config reload, ends the window early for all but 45009.
 //
-// A jscode2session attempt that timed out may have spent the code at WeCom;
-// its retry then answers 40029 (KindInvalidCode), and the mini program logs
-// in again as it does for any 401.
+// A jscode2session attempt that timed out or lost its answer may have
+// spent the code at WeCom, and a retry would answer 40029: it is not sent
+// again (KindTransient, so the gateway answers 503 and the mini program
+// takes a fresh code). It is retried only when the request cannot have
+// reached WeCom (the connection was never made) or WeCom answered -1.
 package wecom

@@ -33,3 +33,6 @@ func TokenDropAt(c *Client, corp Corp) (time.Time, bool) {
 	t, ok := c.tokens.tokens[c.keyOf(corp)]
 	return t.dropAt, ok
 }
+
+// SetClock makes c's token cache read time from now.
+func SetClock(c *Client, now func() time.Time) { c.tokens.now = now }

@@ -24,10 +24,15 @@ const (
 	// rateLimitTTL: after 45009 WeCom blocks the API for a minute; asking
 	// sooner only extends the block.
 	rateLimitTTL = 60 * time.Second
-	// maxRefreshMargin: tokens are dropped this long (or a tenth of their
-	// lifetime, if shorter) before WeCom's expiry so that one fetched just
-	// before a slow call does not expire in flight.
-	maxRefreshMargin = 5 * time.Minute
+	// A token is used until WeCom's expiry, not refreshed early: within
+	// its validity gettoken answers the same token with what is left of its
+	// life (/document/path/91039), so an early refresh buys nothing but
+	// another gettoken, and learning the shorter life made the old cache
+	// refresh again and again (0, 134, 148, 150 s of a 150 s token). A call
+	// that meets the expiry answers 42001, and withToken fetches the new
+	// token and repeats the call once. expirySlack covers expires_in being
+	// whole seconds.
+	expirySlack = time.Second
 	// minTokenTTL and maxTokenTTL bound gettoken's expires_in, which
 	// WeCom documents as 7200 s (/document/path/91039). Whoever answers in
 	// WeCom's place may send 0, a negative number, a fraction or
@@ -78,12 +83,22 @@ type tokenStore struct {
 	mu       sync.RWMutex
 	tokens   map[tokenKey]cachedToken
 	failures map[tokenKey]cachedFailure
-	flights  singleflight.Group
+	// seen is the latest token fetched per key with when it was first
+	// seen, kept when the token is dropped: a gettoken that answers a token
+	// already seen is not a new token (not counted, its life not restarted).
+	seen    map[tokenKey]seenToken
+	flights singleflight.Group
+	now     func() time.Time
 }
 
 type cachedToken struct {
 	value  string
 	dropAt time.Time
+}
+
+type seenToken struct {
+	value     string
+	firstSeen time.Time
 }
 
 type cachedFailure struct {
@@ -92,7 +107,8 @@ type cachedFailure struct {
 }
 
 func newTokenStore() *tokenStore {
-	s := &tokenStore{tokens: map[tokenKey]cachedToken{}, failures: map[tokenKey]cachedFailure{}}
+	s := &tokenStore{tokens: map[tokenKey]cachedToken{}, failures: map[tokenKey]cachedFailure{},
+		seen: map[tokenKey]seenToken{}, now: time.Now}
 	_, _ = rand.Read(s.salt[:]) // never fails on supported platforms
 	return s
 }
@@ -112,12 +128,26 @@ func (s *tokenStore) lookup(k tokenKey, now time.Time) (string, *Error) {
 	return "", nil
 }
 
-func (s *tokenStore) store(k tokenKey, value string, ttl time.Duration, now time.Time) {
+// store caches a token fetched at now for ttl (clamped) or, for a token
+// already seen, for left (what WeCom says remains, not clamped up: WeCom
+// said the same token before, so the number is its and is believed). It
+// reports whether the token is new, and when it was first seen.
+func (s *tokenStore) store(k tokenKey, value string, ttl, left time.Duration, now time.Time) (fresh bool, firstSeen time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.sweep(now) // stores are rare (one per app per ~2h): a fine time to forget stale entries
-	s.tokens[k] = cachedToken{value: value, dropAt: now.Add(ttl - min(maxRefreshMargin, ttl/10))}
+	if prev, ok := s.seen[k]; ok && prev.value == value {
+		// WeCom answered the token it gave before: it ends when WeCom
+		// says, and is not fetched again before then (unless a call finds
+		// it invalid: withToken).
+		s.tokens[k] = cachedToken{value: value, dropAt: now.Add(max(min(left, maxTokenTTL), 0) + expirySlack)}
+		delete(s.failures, k)
+		return false, prev.firstSeen
+	}
+	s.seen[k] = seenToken{value: value, firstSeen: now}
+	s.tokens[k] = cachedToken{value: value, dropAt: now.Add(ttl + expirySlack)}
 	delete(s.failures, k)
+	return true, now
 }
 
 func (s *tokenStore) fail(k tokenKey, e *Error, ttl time.Duration, now time.Time) {
@@ -200,7 +230,7 @@ func (c *Client) Token(ctx context.Context, corp Corp) (string, error) {
 }
 
 func (c *Client) token(ctx context.Context, corp Corp, k tokenKey) (string, error) {
-	if tok, e := c.tokens.lookup(k, time.Now()); tok != "" || e != nil {
+	if tok, e := c.tokens.lookup(k, c.tokens.now()); tok != "" || e != nil {
 		return tok, nilIfNone(e)
 	}
 	// The fetch is shared by every caller waiting for it, so no caller's
@@ -213,7 +243,7 @@ func (c *Client) token(ctx context.Context, corp Corp, k tokenKey) (string, erro
 	ch := c.tokens.flights.DoChan(k.flight(), func() (any, error) {
 		// A flight that ended between our lookup and DoChan has stored its
 		// result already: use it rather than fetch again.
-		if tok, e := c.tokens.lookup(k, time.Now()); tok != "" || e != nil {
+		if tok, e := c.tokens.lookup(k, c.tokens.now()); tok != "" || e != nil {
 			return tok, nilIfNone(e)
 		}
 		return c.fetchToken(shared, corp, k)
@@ -242,7 +272,7 @@ func (c *Client) fetchToken(ctx context.Context, corp Corp, k tokenKey) (string,
 		query:    url.Values{"corpid": {corp.ID}, "corpsecret": {corp.Secret}},
 		secrets:  []string{corp.Secret},
 	})
-	now := time.Now()
+	now := c.tokens.now()
 	if err != nil {
 		var e *Error
 		if errors.As(err, &e) {
@@ -255,7 +285,13 @@ func (c *Client) fetchToken(ctx context.Context, corp Corp, k tokenKey) (string,
 		return "", err
 	}
 	ttl, clamped := tokenTTL(a.ExpiresIn)
-	c.tokens.store(k, a.AccessToken, ttl, now)
+	fresh, firstSeen := c.tokens.store(k, a.AccessToken, ttl, secondsLeft(a.ExpiresIn), now)
+	if !fresh {
+		c.log.Debug("wecom answered the access token it gave before; kept until its expiry",
+			zap.String("corp_id", corp.ID), zap.Duration("first_seen_ago", now.Sub(firstSeen)),
+			zap.String("expires_in", a.ExpiresIn.String()))
+		return a.AccessToken, nil
+	}
 	if c.obs != nil {
 		c.obs.TokenRefresh(corp.ID)
 	}
@@ -297,6 +333,19 @@ func tokenTTL(expiresIn json.Number) (time.Duration, bool) {
 		return maxTokenTTL, true
 	}
 	return time.Duration(ns), false
+}
+
+// secondsLeft is expires_in as it is, for a token already seen: 0 when it
+// is not a usable number (the token is then tried once more and dropped).
+func secondsLeft(expiresIn json.Number) time.Duration {
+	secs, err := strconv.ParseFloat(string(expiresIn), 64)
+	if err != nil || !(secs > 0) {
+		return 0
+	}
+	if ns := secs * float64(time.Second); ns < float64(maxTokenTTL) {
+		return time.Duration(ns)
+	}
+	return maxTokenTTL
 }
 
 type tokenAnswer struct {

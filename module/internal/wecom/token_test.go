@@ -370,9 +370,9 @@ func TestWaiterCancellationDoesNotFailSharedFetch(t *testing.T) {
 // waited for.
 func TestExpiresInClamped(t *testing.T) {
 	const (
-		floor   = time.Minute - 6*time.Second      // 60 s less a tenth
-		ceiling = 4*time.Hour - 5*time.Minute      // 4 h less the 5 min margin
-		normal  = 7200*time.Second - 5*time.Minute // WeCom's usual answer
+		floor   = time.Minute + time.Second      // 60 s, and a second for whole seconds
+		ceiling = 4*time.Hour + time.Second      // 4 h
+		normal  = 7200*time.Second + time.Second // WeCom's usual answer
 	)
 	f := newFakeWeCom(t)
 	ctx := context.Background()

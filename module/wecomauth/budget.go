@@ -1,0 +1,419 @@
+package wecomauth
+
+// The WeCom budget (SPEC §6b): WeCom allows each corp 10,000 calls a
+// minute and 150,000 an hour per API, for all callers together
+// (/document/path/90454, 主动调用频率限制), and answers 45009 past that
+// with a block of a minute or an hour for the whole corp. The gateway
+// counts its calls per corp and API against `quota`, each instance keeping
+// to its share of the live instances, and never goes past it: a call that
+// finds no room is not made. Logins come first; rechecks and background
+// refreshes stop short of the share so that logins find room.
+//
+// The windows are sliding, not aligned to the clock: WeCom does not say
+// how it counts, and a sliding count is the one that holds under either
+// (a fixed window lets 2n through in one window's time across its edge).
+// Each window is counted in windowBuckets+1 buckets, so the count covers
+// at least the whole window: it may refuse a call a bucket early, never
+// let one through late.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/wecomgate/wecomgate/module/internal/wecom"
+)
+
+// QuotaLimit is one `quota` pair: Calls per corp and per API in any
+// Window.
+type QuotaLimit struct {
+	Calls  int            `json:"calls"`
+	Window caddy.Duration `json:"window"`
+}
+
+// DefaultQuota is WeCom's documented limit per corp and API
+// (/document/path/90454).
+var DefaultQuota = []QuotaLimit{
+	{Calls: 10000, Window: caddy.Duration(time.Minute)},
+	{Calls: 150000, Window: caddy.Duration(time.Hour)},
+}
+
+func validateQuota(q []QuotaLimit) error {
+	if len(q) > 2 {
+		return fmt.Errorf("quota: at most two <calls> <window> pairs, got %d", len(q))
+	}
+	for _, l := range q {
+		switch {
+		case l.Calls < 1:
+			return fmt.Errorf("quota: %d is not a positive number of calls", l.Calls)
+		case l.Window <= 0:
+			return fmt.Errorf("quota: window %v is not a positive duration", time.Duration(l.Window))
+		}
+	}
+	return nil
+}
+
+// priority orders the calls for the budget: what a caller may spend of
+// the instance's share.
+type priority int
+
+const (
+	prioBackground priority = iota // refresh ahead: nobody waits
+	prioRecheck                    // a user's request waits (or passes within stale_grace)
+	prioLogin                      // a sign-in: nothing else can admit the user
+)
+
+// shareOf is the part of an instance's share a priority may spend: logins
+// all of it, rechecks leave a tenth for logins, background refreshes a
+// quarter.
+func shareOf(p priority, share int) int {
+	switch p {
+	case prioLogin:
+		return share
+	case prioRecheck:
+		return share * 9 / 10
+	}
+	return share * 3 / 4
+}
+
+func (p priority) String() string {
+	switch p {
+	case prioLogin:
+		return "login"
+	case prioRecheck:
+		return "recheck"
+	}
+	return "background"
+}
+
+const windowBuckets = 60
+
+// sliding counts calls over the last window in windowBuckets+1 buckets.
+type sliding struct {
+	bucket time.Duration
+	idx    [windowBuckets + 1]int64 // bucket number each slot holds
+	n      [windowBuckets + 1]int
+}
+
+func newSliding(window time.Duration) *sliding {
+	b := window / windowBuckets
+	if b <= 0 {
+		b = 1
+	}
+	return &sliding{bucket: b}
+}
+
+func (s *sliding) cur(now time.Time) int64 { return now.UnixNano() / int64(s.bucket) }
+
+// used is the calls of the buckets that overlap the last window.
+func (s *sliding) used(now time.Time) int {
+	cur, total := s.cur(now), 0
+	for i := range s.idx {
+		if s.idx[i] > cur-int64(len(s.idx)) && s.idx[i] <= cur {
+			total += s.n[i]
+		}
+	}
+	return total
+}
+
+// freeIn is how long until the oldest counted call leaves the count.
+func (s *sliding) freeIn(now time.Time) time.Duration {
+	cur, oldest := s.cur(now), int64(math.MaxInt64)
+	for i := range s.idx {
+		if s.n[i] > 0 && s.idx[i] > cur-int64(len(s.idx)) && s.idx[i] <= cur && s.idx[i] < oldest {
+			oldest = s.idx[i]
+		}
+	}
+	if oldest == math.MaxInt64 {
+		return 0
+	}
+	return time.Unix(0, (oldest+int64(len(s.idx)))*int64(s.bucket)).Sub(now)
+}
+
+func (s *sliding) add(now time.Time) {
+	cur := s.cur(now)
+	i := int(cur % int64(len(s.idx)))
+	if s.idx[i] != cur {
+		s.idx[i], s.n[i] = cur, 0
+	}
+	s.n[i]++
+}
+
+// apiBudget is one corp's API on this instance.
+type apiBudget struct {
+	windows map[time.Duration]*sliding
+	// peak is the most instances seen within each window, and when: a
+	// share grows only once a window has passed without them, since what
+	// an instance that left spent there still counts at WeCom.
+	peak   map[time.Duration]int
+	peakAt map[time.Duration]time.Time
+	// Concurrency after a 45033: limit 0 is none.
+	inFlight, limit int
+	lowered         time.Time
+}
+
+// budgets holds every corp's API budgets of one API base (in shared).
+type budgets struct {
+	mu   sync.Mutex
+	apis map[string]*apiBudget // corp id + "\x00" + endpoint
+	// paused: corp id + "\x00" + endpoint → end of a 45009 pause.
+	paused map[string]time.Time
+	freed  chan struct{} // closed and replaced when a concurrency slot frees
+}
+
+func newBudgets() *budgets {
+	return &budgets{apis: map[string]*apiBudget{}, paused: map[string]time.Time{}, freed: make(chan struct{})}
+}
+
+// errNoBudget refuses a call the budget has no room for; retryAfter is
+// when room frees up.
+type errNoBudget struct {
+	endpoint   string
+	prio       priority
+	retryAfter time.Duration
+	paused     bool // a 45009 pause rather than the count
+	instances  int  // the share was of this many instances
+}
+
+func (e *errNoBudget) Error() string {
+	if e.paused {
+		return fmt.Sprintf("wecom %s paused after WeCom's frequency limit (45009) for %v more", e.endpoint, e.retryAfter.Round(time.Second))
+	}
+	return fmt.Sprintf("wecom %s: this instance's share of the quota (of %d instances) is spent for %s calls; room in %v",
+		e.endpoint, e.instances, e.prio, e.retryAfter.Round(time.Second))
+}
+
+// RetryAfter is what the 503 says.
+func (e *errNoBudget) RetryAfter() time.Duration { return e.retryAfter }
+
+// pauseFor is WeCom's block after a 45009 (/document/path/90454: a minute
+// block lasts 60 s). An hour block cannot be told from a minute one by the
+// errcode; the pause is renewed by the next 45009 after it.
+const pauseFor = 60 * time.Second
+
+// minConcurrencyHold is how long a concurrency lowered after a 45033
+// holds before it doubles again, up to maxLoweredConcurrency and then no
+// limit (45033's limit is not documented).
+const (
+	minConcurrencyHold    = 10 * time.Second
+	maxLoweredConcurrency = 64
+)
+
+func (h *Handler) quotaLimits() []QuotaLimit {
+	if len(h.Quota) > 0 {
+		return h.Quota
+	}
+	return DefaultQuota
+}
+
+// spend runs call as one WeCom call for corp's endpoint if the budget and
+// any 45009 pause allow it at p, keeping the count, and acts on the
+// frequency errcodes it answers.
+func (h *Handler) spend(ctx context.Context, c *corp, endpoint string, p priority, call func(context.Context) error) error {
+	b := h.shared.budgets
+	key := c.id + "\x00" + endpoint
+	if left := h.pausedFor(ctx, c, endpoint); left > 0 {
+		metrics.deferred.WithLabelValues(c.name, endpoint, "paused").Inc()
+		return &errNoBudget{endpoint: endpoint, prio: p, retryAfter: left, paused: true}
+	}
+	for {
+		now := h.now()
+		b.mu.Lock()
+		a := b.api(key)
+		if wait, ok := h.roomLocked(a, p, now); !ok {
+			b.mu.Unlock()
+			metrics.deferred.WithLabelValues(c.name, endpoint, p.String()).Inc()
+			return &errNoBudget{endpoint: endpoint, prio: p, retryAfter: wait, instances: h.cluster.Instances()}
+		}
+		if a.limit > 0 && now.Sub(a.lowered) > minConcurrencyHold {
+			// Creep back up, a step per hold; far enough up, no limit.
+			a.limit, a.lowered = a.limit*2, now
+			if a.limit > maxLoweredConcurrency {
+				a.limit = 0
+			}
+		}
+		if a.limit == 0 || a.inFlight < a.limit {
+			for _, w := range a.windows {
+				w.add(now)
+			}
+			a.inFlight++
+			b.mu.Unlock()
+			break
+		}
+		freed := b.freed
+		b.mu.Unlock()
+		if p == prioBackground {
+			return &errNoBudget{endpoint: endpoint, prio: p, retryAfter: time.Second}
+		}
+		select {
+		case <-freed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	err := call(ctx)
+	b.mu.Lock()
+	a := b.api(key)
+	a.inFlight--
+	var we *wecom.Error
+	if errors.As(err, &we) && we.Errcode == 45033 {
+		// Too many at once: hold this API to half of what was in flight.
+		a.limit, a.lowered = max(1, (a.inFlight+1)/2), h.now()
+		h.logger.Info("WeCom answered 45033 (too many concurrent calls): this API's concurrency is lowered",
+			zap.String("corp", c.name), zap.String("endpoint", endpoint), zap.Int("limit", a.limit))
+	}
+	close(b.freed)
+	b.freed = make(chan struct{})
+	b.mu.Unlock()
+	if errors.As(err, &we) && we.Errcode == 45009 {
+		h.pause(c, endpoint)
+	}
+	return err
+}
+
+func (b *budgets) api(key string) *apiBudget {
+	a := b.apis[key]
+	if a == nil {
+		a = &apiBudget{windows: map[time.Duration]*sliding{}, peak: map[time.Duration]int{}, peakAt: map[time.Duration]time.Time{}}
+		b.apis[key] = a
+	}
+	return a
+}
+
+// roomLocked tells whether a call at p fits every window now, or how long
+// until it would.
+func (h *Handler) roomLocked(a *apiBudget, p priority, now time.Time) (time.Duration, bool) {
+	n := h.cluster.Instances()
+	var wait time.Duration
+	ok := true
+	for _, l := range h.quotaLimits() {
+		win := time.Duration(l.Window)
+		if n >= a.peak[win] || now.Sub(a.peakAt[win]) > win {
+			a.peak[win], a.peakAt[win] = n, now
+		}
+		w := a.windows[win]
+		if w == nil {
+			w = newSliding(win)
+			a.windows[win] = w
+		}
+		if w.used(now) >= shareOf(p, l.Calls/a.peak[win]) {
+			ok = false
+			wait = max(wait, w.freeIn(now), time.Second)
+		}
+	}
+	return wait, ok
+}
+
+// quotaInUse is, per configured corp name and API, the calls this instance
+// made within the first `quota` window (by default the last minute), for
+// the admin status endpoint (SPEC §6a).
+func (h *Handler) quotaInUse() map[string]map[string]int {
+	return h.quotaInWindow(time.Duration(h.quotaLimits()[0].Window))
+}
+
+func (h *Handler) quotaInWindow(win time.Duration) map[string]map[string]int {
+	out := map[string]map[string]int{}
+	if h.shared == nil {
+		return out
+	}
+	now := h.now()
+	b := h.shared.budgets
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, c := range h.corps {
+		apis := map[string]int{}
+		for key, a := range b.apis {
+			id, endpoint, _ := strings.Cut(key, "\x00")
+			if id != c.id {
+				continue
+			}
+			if w := a.windows[win]; w != nil {
+				apis[endpoint] = w.used(now)
+			}
+		}
+		out[c.name] = apis
+	}
+	return out
+}
+
+// pauseKey is the 45009 pause's fact in storage: one per corp and API
+// (of the API base: a simulator's corp is not WeCom's).
+func (h *Handler) pauseKey(c *corp, endpoint string) string {
+	return "pause/" + safeKey(c.id) + "/" + safeKey(h.APIBase+"\x00"+endpoint)
+}
+
+// pause stops every instance calling corp's endpoint for pauseFor: here
+// at once, elsewhere when they next look (before each call).
+func (h *Handler) pause(c *corp, endpoint string) {
+	until := h.now().Add(pauseFor)
+	b := h.shared.budgets
+	b.mu.Lock()
+	b.paused[c.id+"\x00"+endpoint] = until
+	b.mu.Unlock()
+	metrics.pauses.WithLabelValues(c.name, endpoint).Inc()
+	h.logger.Warn("WeCom answered 45009 (frequency limit): no instance calls this API for this corp for a minute; users checked within stale_grace pass, logins answer 503",
+		zap.String("corp", c.name), zap.String("endpoint", endpoint))
+	ctx, cancel := context.WithTimeout(context.Background(), publishWait)
+	defer cancel()
+	_ = h.cluster.PutFact(ctx, h.pauseKey(c, endpoint), nil, until) // kept and retried if storage fails
+}
+
+// pausedFor is how long corp's endpoint stays paused after a 45009 seen
+// here or by another instance (read from storage before each call: a
+// pause must hold before the next call, not the next poll).
+func (h *Handler) pausedFor(ctx context.Context, c *corp, endpoint string) time.Duration {
+	now := h.now()
+	b := h.shared.budgets
+	key := c.id + "\x00" + endpoint
+	b.mu.Lock()
+	until := b.paused[key]
+	b.mu.Unlock()
+	if now.Before(until) {
+		return until.Sub(now)
+	}
+	_, exp, err := h.cluster.Fact(ctx, h.pauseKey(c, endpoint))
+	if err != nil || !now.Before(exp) {
+		return 0
+	}
+	b.mu.Lock()
+	b.paused[key] = exp
+	b.mu.Unlock()
+	return exp.Sub(now)
+}
+
+// quotaCollector reports the quota in use at scrape time (a gauge set at
+// each call would hold its last value long after the window moved on).
+type quotaCollector struct{}
+
+var quotaDesc = prometheus.NewDesc("wecom_quota_in_use",
+	"WeCom calls this instance made within each quota window, per configured corp and endpoint (its share is quota / instances).",
+	[]string{"corp", "endpoint", "window"}, nil)
+
+func (quotaCollector) Describe(ch chan<- *prometheus.Desc) { ch <- quotaDesc }
+
+func (quotaCollector) Collect(ch chan<- prometheus.Metric) {
+	seen := map[[3]string]bool{}
+	for _, h := range liveHandlers() {
+		for _, l := range h.quotaLimits() {
+			win := time.Duration(l.Window)
+			for corp, apis := range h.quotaInWindow(win) {
+				for endpoint, n := range apis {
+					key := [3]string{corp, endpoint, win.String()}
+					if seen[key] {
+						continue
+					}
+					seen[key] = true
+					ch <- prometheus.MustNewConstMetric(quotaDesc, prometheus.GaugeValue, float64(n), key[:]...)
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,96 @@
+package wecomauth_test
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wecomgate/wecomgate/module/internal/testcaddy"
+)
+
+// Three instances (this Caddy and two processes) on one file_system
+// storage, with recheck 3s and user/get slowed to 400 ms: requests round
+// robin across them for three recheck periods. Between them they ask
+// user/get about once per recheck (not once per instance), no request
+// waits on WeCom, and after a 45009 no instance calls that API. Real
+// time: the other processes' clocks cannot be moved, so recheck is short.
+func TestClusterSharesRechecksAndPauses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Caddy processes")
+	}
+	storage := t.TempDir()
+	global := "storage file_system " + storage
+	const recheck = 3 * time.Second
+	extra := "recheck 3s"
+	e := startGateway(t, gatewayOptions{global: global, extra: extra})
+	var (
+		urls = []string{e.gw}
+		wg   sync.WaitGroup
+	)
+	for _, addr := range testcaddy.Listen(t, 2) {
+		urls = append(urls, addr.URL())
+		cfg := fmt.Sprintf("{\n\tadmin off\n\t%s\n\t%s\n}\n%s {\n\twecom_auth {\n\t\tapi_base %s\n%s\n\t\t%s\n\t}\n\treverse_proxy %s\n}\n",
+			testcaddy.DefaultBind, global, addr.URL(), e.sim, corpBlocks(e.corps), extra, e.backend.addr)
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		testcaddy.Inherit(t, cmd, addr)
+		wg.Go(func() { startProcess(t, cmd, cfg, addr.URL()) })
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	tok := login(t, e, "acme", "zhangsan")
+	e.simJSON(http.MethodPut, "/sim/limits", map[string]any{
+		"latency": []map[string]any{{"endpoint": "user/get", "delay": "400ms"}},
+	}, nil)
+	before := e.counts()["user/get"]
+
+	const periods = 3
+	var slowest time.Duration
+	deadline := time.Now().Add(periods * recheck)
+	for i := 0; time.Now().Before(deadline); i++ {
+		start := time.Now()
+		r := e.at(urls[i%len(urls)], e.sim).do(http.MethodGet, "/api/x", "", "Authorization: Bearer "+tok)
+		if r.status != 200 {
+			t.Fatalf("request %d: %d %s", i, r.status, r.raw)
+		}
+		slowest = max(slowest, time.Since(start))
+		time.Sleep(30 * time.Millisecond)
+	}
+	e.backend.took()
+	gets := e.counts()["user/get"] - before
+	t.Logf("%d user/get in %d recheck periods across 3 instances; slowest request %v", gets, periods, slowest)
+	// Once per period, and a race may add one; unshared it would be 3
+	// per period.
+	if gets > periods+2 {
+		t.Errorf("%d user/get in %d periods: the instances did not share their rechecks", gets, periods)
+	}
+	if slowest >= 380*time.Millisecond {
+		t.Errorf("a request took %v: it waited on user/get (400 ms)", slowest)
+	}
+
+	// A 45009 on one instance pauses jscode2session on all of them.
+	e.simJSON(http.MethodPut, "/sim/limits", map[string]any{}, nil)
+	e.simJSON(http.MethodPost, "/sim/faults", map[string]any{"endpoint": "jscode2session", "errcode": 45009, "count": 1}, nil)
+	expectError(t, e.do(http.MethodPost, "/wecom/login", fmt.Sprintf(`{"code":%q}`, e.code("acme", "zhangsan"))),
+		http.StatusServiceUnavailable, "wecom_unavailable")
+	exchanges := e.counts()["jscode2session"]
+	for _, url := range urls[1:] {
+		r := e.at(url, e.sim).do(http.MethodPost, "/wecom/login", fmt.Sprintf(`{"code":%q}`, e.code("acme", "zhangsan")))
+		expectError(t, r, http.StatusServiceUnavailable, "wecom_unavailable")
+		if s, _ := strconv.Atoi(r.header.Get("Retry-After")); s < 40 || s > 60 {
+			t.Errorf("%s: Retry-After %q, want the seconds left of the pause", url, r.header.Get("Retry-After"))
+		}
+		if r := e.at(url, e.sim).do(http.MethodGet, "/api/x", "", "Authorization: Bearer "+tok); r.status != 200 {
+			t.Errorf("%s: a session during the pause: %d %s", url, r.status, r.raw)
+		}
+	}
+	if n := e.counts()["jscode2session"]; n != exchanges {
+		t.Errorf("jscode2session called %d times during the pause", n-exchanges)
+	}
+}
