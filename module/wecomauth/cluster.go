@@ -36,7 +36,16 @@ func (h *Handler) ended(c *session.Claims) bool {
 		return false
 	}
 	at, ok := h.cluster.Latest(cluster.UserEnded, userSubject(c.CorpID, c.UserID))
-	return ok && !c.IssuedAt.After(at)
+	if !ok {
+		return false
+	}
+	// A token from an instance whose clock runs ahead counts as issued
+	// when this instance first saw it, if that is earlier.
+	issued := c.IssuedAt
+	if seen := h.seenIssued(c, h.now()); seen.Before(issued) {
+		issued = seen
+	}
+	return !issued.After(at)
 }
 
 // endSession ends one session everywhere (logout).
@@ -58,9 +67,19 @@ func (h *Handler) endUserSessions(ctx context.Context, corpID, userID string) er
 	// token of this very second counts as issued before.
 	at := now.Truncate(time.Second)
 	h.cluster.Publish(ctx, cluster.Event{Kind: cluster.UserEnded, Subject: userSubject(corpID, userID),
-		At: at, Expires: at.Add(time.Duration(h.SessionTTL) + time.Second)})
+		At: at, Expires: at.Add(longestSessionTTL(h) + skewTolerance + time.Second)})
 	h.shared.users.Delete(h.userKeyByID(corpID, userID))
 	return nil
+}
+
+// longestSessionTTL is the longest session_ttl of the handlers running:
+// a user's end must outlive every token of theirs, whichever site issued it.
+func longestSessionTTL(h *Handler) time.Duration {
+	ttl := time.Duration(h.SessionTTL)
+	for _, g := range liveHandlers() {
+		ttl = max(ttl, time.Duration(g.SessionTTL))
+	}
+	return ttl
 }
 
 // recheckUser makes every instance ask WeCom about the user at their next
@@ -131,8 +150,9 @@ func (h *Handler) seenIssued(c *session.Claims, now time.Time) time.Time {
 		return c.IssuedAt
 	}
 	h.shared.sawFuture.Store(true)
-	// Gone when the token would be: its life, from now. (The cluster's
-	// heartbeats warn about the clocks; this would repeat it per token.)
-	h.shared.futureTokens.Set(key, now, c.ExpiresAt.Sub(c.IssuedAt))
+	// Kept until the token's own expiry has passed on this clock too (the
+	// cache expires by the machine's clock), so that the cap holds to the
+	// end. (The cluster's heartbeats warn about the clocks.)
+	h.shared.futureTokens.Set(key, now, c.ExpiresAt.Sub(now)+time.Minute)
 	return now
 }

@@ -164,10 +164,12 @@ func (p *principals) store(token string, pr *principal) {
 func (h *Handler) issue(id *identity) (string, session.Claims, error) {
 	now := h.now()
 	if !id.Review {
-		if at, ok := h.cluster.Latest(cluster.UserEnded, userSubject(id.CorpID, id.UserID)); ok && !now.Truncate(time.Second).After(at) {
+		if at, ok := h.cluster.Latest(cluster.UserEnded, userSubject(id.CorpID, id.UserID)); ok && !now.Truncate(time.Second).After(at) &&
+			at.Before(now.Add(skewTolerance)) {
 			// The user's sessions were ended this very second: a token
 			// issued after that must not count as one of them (issue
-			// times are in seconds).
+			// times are in seconds). Not for an end far in this clock's
+			// future (its writer's clock ahead): the user waits for it.
 			now = at.Add(time.Second)
 		}
 	}

@@ -37,6 +37,9 @@ const DefaultPoll = 5 * time.Second
 
 var pool = caddy.NewUsagePool()
 
+// storesInFlight bounds the event writes left running past their caller.
+const storesInFlight = 8
+
 const poolKey = "wecomgate/cluster"
 
 // State is this process's share of the cluster.
@@ -52,6 +55,7 @@ type State struct {
 	synced  string  // name of the storage the index was loaded from
 	loaded  bool    // the index holds everything synced had at load
 	kept    map[string][]byte
+	marker  string    // the storage's marker as last seen
 	lastRun time.Time // of the once-a-minute upkeep
 
 	events  *index
@@ -59,8 +63,9 @@ type State struct {
 	pending *pending
 	peers   *peers
 
-	syncMu   sync.Mutex  // one poll at a time
-	sweeping atomic.Bool // sweepFacts is running
+	inFlight chan struct{} // storeWithin's writes running
+	syncMu   sync.Mutex    // one poll at a time
+	sweeping atomic.Bool   // sweepFacts is running
 	stop     chan struct{}
 	done     chan struct{}
 }
@@ -97,7 +102,7 @@ type Member struct {
 // until Release (the newest config's are used).
 func Join(ctx caddy.Context, now func() time.Time) (*Member, error) {
 	val, _, err := pool.LoadOrNew(poolKey, func() (caddy.Destructor, error) {
-		s := newState(ctx.Logger().Named("cluster"), now)
+		s := newState(ctx.Logger().Named("cluster"), time.Now) // the configs lend theirs
 		go s.poll()
 		return s, nil
 	})
@@ -108,9 +113,14 @@ func Join(ctx caddy.Context, now func() time.Time) (*Member, error) {
 	own := s.lend(ctx.Storage(), now)
 	// The index must hold the cluster's events before this config serves
 	// a request; if storage cannot answer now, the poll keeps trying.
-	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	s.Sync(sctx)
-	cancel()
+	// A poll already running (storage hanging) must not hold up a reload:
+	// the State it serves is loaded already.
+	if s.syncMu.TryLock() {
+		s.syncMu.Unlock()
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		s.Sync(sctx)
+		cancel()
+	}
 	return &Member{State: s, own: own}, nil
 }
 
@@ -153,16 +163,17 @@ func newState(logger *zap.Logger, now func() time.Time) *State {
 	var id [8]byte
 	_, _ = rand.Read(id[:])
 	s := &State{
-		logger:  logger,
-		clock:   now,
-		id:      hex.EncodeToString(id[:]),
-		kept:    map[string][]byte{},
-		events:  newIndex(),
-		buckets: newBucketLog(),
-		pending: newPending(),
-		peers:   newPeers(),
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
+		logger:   logger,
+		clock:    now,
+		id:       hex.EncodeToString(id[:]),
+		kept:     map[string][]byte{},
+		events:   newIndex(),
+		buckets:  newBucketLog(),
+		pending:  newPending(),
+		peers:    newPeers(),
+		stop:     make(chan struct{}),
+		inFlight: make(chan struct{}, storesInFlight),
+		done:     make(chan struct{}),
 	}
 	s.interval.Store(int64(DefaultPoll))
 	return s
@@ -230,8 +241,13 @@ func (s *State) sync(ctx context.Context, st certmagic.Storage, name string) err
 
 	var errs []error
 	if !loaded {
+		if changed {
+			s.buckets.reset() // counts of another storage's folders
+		}
 		if err := s.load(ctx, st, now); err != nil {
-			return fmt.Errorf("loading events: %w", err)
+			// Retries and the heartbeat go on; the load is tried again
+			// at the next poll.
+			return errors.Join(fmt.Errorf("loading events: %w", err), s.pending.flush(ctx, st, now), s.heartbeat(ctx, st, now))
 		}
 		s.mu.Lock()
 		held := s.synced != ""

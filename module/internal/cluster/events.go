@@ -23,6 +23,8 @@ import (
 	"sync"
 	"time"
 
+	"errors"
+
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
@@ -107,11 +109,11 @@ func (s *State) Publish(ctx context.Context, ev Event) {
 	minute := minuteName(s.now())
 	key := ev.keyIn(minute)
 	if st == nil {
-		s.pending.put(key, []byte("1"), ev.Expires)
+		s.pending.putEvent(key, ev)
 		return
 	}
-	if err := storeWithin(ctx, st, key, []byte("1")); err != nil {
-		s.pending.put(key, []byte("1"), ev.Expires)
+	if err := s.storeWithin(ctx, st, key, []byte("1")); err != nil {
+		s.pending.putEvent(key, ev)
 		s.logger.Warn("event not stored yet: kept, and retried at every poll", zap.String("kind", string(ev.Kind)), zap.Error(err))
 		metrics.pending.Set(float64(s.pending.len()))
 		return
@@ -123,9 +125,17 @@ func (s *State) Publish(ctx context.Context, ev Event) {
 // heed it (go-redis waits for its own read timeout unless told
 // otherwise): the write goes on in the background, and a caller that gave
 // up keeps it pending, so at worst it is written twice.
-func storeWithin(ctx context.Context, st certmagic.Storage, key string, value []byte) error {
+// At most storesInFlight such writes run at once: past that (a storage that
+// hangs whatever the context says) events go straight to the retries.
+func (s *State) storeWithin(ctx context.Context, st certmagic.Storage, key string, value []byte) error {
+	select {
+	case s.inFlight <- struct{}{}:
+	default:
+		return errors.New("storage writes still hanging; kept for the next poll")
+	}
 	done := make(chan error, 1)
 	go func() {
+		defer func() { <-s.inFlight }()
 		// Bounded all the same: a storage that never answers must not
 		// collect goroutines.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
@@ -269,7 +279,7 @@ func (s *State) deleteMinute(ctx context.Context, st certmagic.Storage, minute s
 func (s *State) republish(now time.Time) {
 	minute := minuteName(now) // the current folder, read by every instance's next poll
 	for _, ev := range s.events.all(now) {
-		s.pending.put(ev.keyIn(minute), []byte("1"), ev.Expires)
+		s.pending.putEvent(ev.keyIn(minute), ev)
 	}
 }
 

@@ -23,6 +23,11 @@ type write struct {
 	value  []byte // nil: a delete
 	until  time.Time
 	delete bool
+	// event, for an event's record: written into the folder of the
+	// minute of the retry, which every poll reads, not the folder of the
+	// minute it was taken in (outside the polls' window after a long
+	// outage).
+	event *Event
 }
 
 func newPending() *pending { return &pending{m: map[string]write{}} }
@@ -30,6 +35,12 @@ func newPending() *pending { return &pending{m: map[string]write{}} }
 func (p *pending) put(key string, value []byte, until time.Time) {
 	p.mu.Lock()
 	p.m[key] = write{value: value, until: until}
+	p.mu.Unlock()
+}
+
+func (p *pending) putEvent(key string, ev Event) {
+	p.mu.Lock()
+	p.m[key] = write{value: []byte("1"), until: ev.Expires, event: &ev}
 	p.mu.Unlock()
 }
 
@@ -71,6 +82,8 @@ func (p *pending) flush(ctx context.Context, st certmagic.Storage, now time.Time
 			if err = st.Delete(ctx, k); notExist(err) {
 				err = nil
 			}
+		} else if w.event != nil {
+			err = st.Store(ctx, w.event.keyIn(minuteName(now)), w.value)
 		} else {
 			err = st.Store(ctx, k, w.value)
 		}

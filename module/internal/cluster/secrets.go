@@ -63,17 +63,35 @@ func loadOrCreate(ctx context.Context, st certmagic.Storage, name string, genera
 // (seen), a missing marker means the storage lost everything since this
 // instance last looked: the instance writes back its secrets and events.
 func (s *State) ensureMarker(ctx context.Context, st certmagic.Storage, seen bool) error {
-	_, err := st.Load(ctx, markerKey)
-	if err == nil || !notExist(err) {
+	b, err := st.Load(ctx, markerKey)
+	if err != nil && !notExist(err) {
 		return err
 	}
-	var id [8]byte
-	_, _ = rand.Read(id[:])
-	if err := st.Store(ctx, markerKey, []byte(hex.EncodeToString(id[:]))); err != nil {
-		return err
-	}
-	if !seen {
-		return nil
+	s.mu.Lock()
+	mine := s.marker
+	s.mu.Unlock()
+	if err == nil {
+		s.mu.Lock()
+		s.marker = string(b)
+		s.mu.Unlock()
+		if !seen || mine == "" || mine == string(b) {
+			return nil
+		}
+		// Another instance noticed the wipe first and wrote a new
+		// marker: this one still has to put back what it holds.
+	} else {
+		var id [8]byte
+		_, _ = rand.Read(id[:])
+		v := hex.EncodeToString(id[:])
+		if err := st.Store(ctx, markerKey, []byte(v)); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		s.marker = v
+		s.mu.Unlock()
+		if !seen {
+			return nil
+		}
 	}
 	now := s.now()
 	s.logger.Warn("the storage lost wecomgate's data (a Redis without persistence restarted?); writing back this instance's secrets and events: enable persistence, or set session_key")
