@@ -15,10 +15,12 @@
 #   2. latency: the same users, LAT_DURATION s with a fast user/get, then
 #      LAT_DURATION s with `latency user/get 300ms` (PUT /sim/limits, no
 #      frequency limit): p99 of the protected requests (target: within 5 ms).
+#      Each after SETTLE s of the same load, not measured, so that the users
+#      are steady: the first recheck after signing in is not in the window.
 #
 # Environment, with defaults: USERS 1000, DURATION 60, RECHECK 10 (seconds),
 # INTERVAL 1s (each user's time between requests), LAT_DURATION 40,
-# ROWS "cluster latency" (the rows to run), INSTANCES 3, QUOTA (the gateways' user/get quota per RECHECK; default the simulator's limit), KEEP_TMP (set: keep the temporary directory with the logs).
+# SETTLE RECHECK+2, ROWS "cluster latency" (the rows to run), INSTANCES 3, QUOTA (the gateways' user/get quota per RECHECK; default the simulator's limit), KEEP_TMP (set: keep the temporary directory with the logs).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -28,6 +30,7 @@ DURATION=${DURATION:-60}
 RECHECK=${RECHECK:-10}
 INTERVAL=${INTERVAL:-1s}
 LAT_DURATION=${LAT_DURATION:-40}
+SETTLE=${SETTLE:-$((RECHECK + 2))}
 ROWS=${ROWS:-cluster latency}
 INSTANCES=${INSTANCES:-3}
 
@@ -158,7 +161,7 @@ fi
 JSON=(-H 'Content-Type: application/json')
 say "2a. latency: fast user/get, ${LAT_DURATION}s"
 curl -sf -X PUT "${JSON[@]}" -d '{"limits":[],"latency":[]}' "http://127.0.0.1:$SIM/sim/limits"
-"${SB[@]}" -d "${LAT_DURATION}s" | sed 's/^RESULT /RESULT fast /'
+"${SB[@]}" -d "${LAT_DURATION}s" -settle "${SETTLE}s" | sed 's/^RESULT /RESULT fast /'
 say "2b. latency: user/get 300ms, ${LAT_DURATION}s"
 curl -sf -X PUT "${JSON[@]}" -d '{"limits":[],"latency":[{"endpoint":"user/get","delay":"300ms"}]}' "http://127.0.0.1:$SIM/sim/limits"
-"${SB[@]}" -d "${LAT_DURATION}s" | sed 's/^RESULT /RESULT slow /'
+"${SB[@]}" -d "${LAT_DURATION}s" -settle "${SETTLE}s" | sed 's/^RESULT /RESULT slow /'

@@ -132,6 +132,7 @@ func main() {
 	fmt.Fprintf(os.Stderr, "%d requests in %.1fs (%.0f/s): p50 %v p90 %v p99 %v p99.9 %v max %v, %d took 100 ms or more, failed %d %v\n",
 		len(all)+int(res.failed), elapsed.Seconds(), float64(len(all))/elapsed.Seconds(),
 		pct(50), pct(90), pct(99), pct(99.9), pct(100), slow, res.failed, res.statuses)
+	fmt.Fprintf(os.Stderr, "requests of 100 ms or more by second of the run: %v\n", res.slowAt)
 	if res.firstErr != "" {
 		fmt.Fprintf(os.Stderr, "first failure: %s\n", res.firstErr)
 	}
@@ -145,6 +146,7 @@ func main() {
 
 type result struct {
 	lat      []time.Duration
+	slowAt   []int // requests of 100 ms or more, per second of the run they started in
 	failed   int64
 	statuses map[int]int
 	firstErr string
@@ -156,6 +158,7 @@ func run(client *http.Client, gws []string, path string, tokens []string, interv
 	start := time.Now()
 	end := start.Add(d)
 	lats := make([][]time.Duration, len(tokens))
+	slowAt := make([]atomic.Int64, int(d/time.Second)+2)
 	var failed atomic.Int64
 	var mu sync.Mutex
 	statuses := map[int]int{}
@@ -189,11 +192,19 @@ func run(client *http.Client, gws []string, path string, tokens []string, interv
 					continue
 				}
 				lats[u] = append(lats[u], d)
+				if d >= 100*time.Millisecond {
+					i := int((time.Since(start) - d) / time.Second) // when it started
+					slowAt[min(max(i, 0), len(slowAt)-1)].Add(1)
+				}
 			}
 		}()
 	}
 	wg.Wait()
-	return result{lat: slices.Concat(lats...), failed: failed.Load(), statuses: statuses, firstErr: firstErr}
+	at := make([]int, len(slowAt))
+	for i := range slowAt {
+		at[i] = int(slowAt[i].Load())
+	}
+	return result{lat: slices.Concat(lats...), slowAt: at, failed: failed.Load(), statuses: statuses, firstErr: firstErr}
 }
 
 func protected(client *http.Client, url, token string) (time.Duration, int, error) {
