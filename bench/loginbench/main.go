@@ -32,6 +32,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/wecomgate/wecomgate/bench/internal/simload"
 )
 
 func main() {
@@ -62,8 +64,8 @@ func main() {
 	total := *codes + *warmup
 	pool := make([]string, total)
 	start := time.Now()
-	err := parallel(*conc, total, func(i int) error {
-		c, err := mint(client, *sim+*devPath+"/code", *corp, ids[i%len(ids)])
+	err := simload.Parallel(*conc, total, func(i int) error {
+		c, err := simload.Mint(client, *sim+*devPath+"/code", *corp, ids[i%len(ids)])
 		pool[i] = c
 		return err
 	})
@@ -75,7 +77,7 @@ func main() {
 
 	loginURL := *gateway + *endpoints + "/login"
 	// Warm up: connections, the access_token, caches.
-	if err := parallel(*conc, *warmup, func(i int) error {
+	if err := simload.Parallel(*conc, *warmup, func(i int) error {
 		_, err := login(client, loginURL, pool[i], *corp)
 		return err
 	}); err != nil {
@@ -138,50 +140,6 @@ func main() {
 	if ok == 0 {
 		os.Exit(1)
 	}
-}
-
-// parallel runs f(0..n-1) on c goroutines and returns the first error.
-func parallel(c, n int, f func(i int) error) error {
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, c)
-	for range c {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				if err := f(i); err != nil {
-					errs <- err
-					next.Store(int64(n)) // stop the others
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	return <-errs
-}
-
-func mint(client *http.Client, url, corp, userID string) (string, error) {
-	body, _ := json.Marshal(map[string]string{"corp": corp, "userid": userID})
-	resp, err := client.Post(url, "application/json", bytes.NewReader(body))
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	var out struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out.Code == "" {
-		return "", fmt.Errorf("%s for %s: HTTP %d %s %v", url, userID, resp.StatusCode, out.Message, err)
-	}
-	return out.Code, nil
 }
 
 var tokenField = []byte(`"token":"`)

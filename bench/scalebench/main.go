@@ -39,6 +39,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/wecomgate/wecomgate/bench/internal/simload"
 )
 
 func main() {
@@ -75,8 +77,8 @@ func main() {
 	// Sign everyone in.
 	t0 := time.Now()
 	tokens := make([]string, len(ids))
-	err := parallel(*conc, len(ids), func(i int) error {
-		code, err := mint(client, *sim+*devPath+"/code", *corp, ids[i])
+	err := simload.Parallel(*conc, len(ids), func(i int) error {
+		code, err := simload.Mint(client, *sim+*devPath+"/code", *corp, ids[i])
 		if err != nil {
 			return err
 		}
@@ -218,50 +220,6 @@ func protected(client *http.Client, url, token string) (time.Duration, int, erro
 	_, err = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return time.Since(t0), resp.StatusCode, err
-}
-
-// parallel runs f(0..n-1) on c goroutines and returns the first error.
-func parallel(c, n int, f func(i int) error) error {
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, c)
-	for range c {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				if err := f(i); err != nil {
-					errs <- err
-					next.Store(int64(n))
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	return <-errs
-}
-
-func mint(client *http.Client, url, corp, userID string) (string, error) {
-	body, _ := json.Marshal(map[string]string{"corp": corp, "userid": userID})
-	resp, err := client.Post(url, "application/json", bytes.NewReader(body))
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	var out struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out.Code == "" {
-		return "", fmt.Errorf("%s for %s: HTTP %d %s %v", url, userID, resp.StatusCode, out.Message, err)
-	}
-	return out.Code, nil
 }
 
 func login(client *http.Client, url, code, corp string) (string, error) {
