@@ -105,4 +105,7 @@ func TestHangingStorageDoesNotCollectGoroutines(t *testing.T) {
 		t.Errorf("pending writes: %d, want all 200 kept", n)
 	}
 	close(d.release)
+	for range storesInFlight { // every released write has finished before TempDir is removed
+		s.inFlight <- struct{}{}
+	}
 }
