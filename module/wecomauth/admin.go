@@ -122,9 +122,10 @@ type corpStatus struct {
 	KnownUsers int            `json:"known_users"`
 	Callbacks  callbackStatus `json:"callbacks"`
 	// QuotaInUse is, per WeCom API, the calls this process counted
-	// against `quota` in its first window (SPEC §6b; its share is the
-	// quota divided by the live instances).
+	// against `quota` in its first window (SPEC §6b), and QuotaShare
+	// what it may make there: its share, by the instances' claims.
 	QuotaInUse map[string]int `json:"quota_in_use"`
+	QuotaShare map[string]int `json:"quota_share"`
 }
 
 type tokenStatus struct {
@@ -155,7 +156,7 @@ func (a *AdminAPI) status(w http.ResponseWriter, r *http.Request) error {
 			key := c.name + "\x00" + c.id + "\x00" + h.APIBase
 			st := byKey[key]
 			if st == nil {
-				st = &corpStatus{Name: c.name, CorpID: c.id, APIBase: h.APIBase, QuotaInUse: map[string]int{}}
+				st = &corpStatus{Name: c.name, CorpID: c.id, APIBase: h.APIBase, QuotaInUse: map[string]int{}, QuotaShare: map[string]int{}}
 				byKey[key] = st
 				out.Corps = append(out.Corps, st)
 				if v, ok := callbackCounts.Load(c.id); ok {
@@ -170,8 +171,9 @@ func (a *AdminAPI) status(w http.ResponseWriter, r *http.Request) error {
 					st.GetToken.Error = res.Reason
 				}
 			}
-			for api, n := range h.quotaInUse()[c.name] { // handlers of one API base share the counts
-				st.QuotaInUse[api] = max(st.QuotaInUse[api], n)
+			for api, u := range h.quotaInUse()[c.name] { // handlers of one API base share the counts
+				st.QuotaInUse[api] = max(st.QuotaInUse[api], u.Used)
+				st.QuotaShare[api] = max(st.QuotaShare[api], u.Share)
 			}
 			if ck := h.sharedKey + "\x00" + c.app; !counted[ck] {
 				counted[ck] = true

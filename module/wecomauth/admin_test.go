@@ -101,6 +101,7 @@ func TestAdminStatus(t *testing.T) {
 			}
 			KnownUsers int            `json:"known_users"`
 			QuotaInUse map[string]int `json:"quota_in_use"`
+			QuotaShare map[string]int `json:"quota_share"`
 			Callbacks  struct {
 				Enabled           bool
 				Received, Refused int64
@@ -120,6 +121,9 @@ func TestAdminStatus(t *testing.T) {
 	}
 	if acme.QuotaInUse["jscode2session"] < 1 || acme.QuotaInUse["user/get"] < 1 {
 		t.Errorf("acme's quota in use does not count its login's calls: %s", body)
+	}
+	if acme.QuotaShare["user/get"] != 9500 { // the default 10,000 a minute, less the reserve
+		t.Errorf("acme's user/get share in a lone instance, want 9500: %s", body)
 	}
 	if partner.Name != "partner" || partner.GetToken == nil || partner.GetToken.OK || partner.GetToken.Errcode != 40001 {
 		t.Errorf("partner: %s", body)

@@ -5,8 +5,8 @@ package wecomauth
 // (/document/path/90454, 主动调用频率限制), and answers 45009 past that
 // with a block of a minute or an hour for the whole corp. The gateway
 // counts its calls per corp and API against `quota`, each instance keeping
-// to its share of the live instances, and never goes past it: a call that
-// finds no room is not made. Logins come first; rechecks and background
+// to its share, claimed through the heartbeats (see "The shares" below),
+// and never goes past it: a call that finds no room is not made. Logins come first; rechecks and background
 // refreshes stop short of the share so that logins find room.
 //
 // The windows are sliding, not aligned to the clock: WeCom does not say
@@ -18,6 +18,8 @@ package wecomauth
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -29,6 +31,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/wecomgate/wecomgate/module/internal/cluster"
 	"github.com/wecomgate/wecomgate/module/internal/wecom"
 )
 
@@ -149,12 +152,13 @@ func (s *sliding) add(now time.Time) {
 
 // apiBudget is one corp's API on this instance.
 type apiBudget struct {
+	claim   string // its name in the heartbeats' claims, less the window
+	limits  []QuotaLimit
 	windows map[time.Duration]*sliding
-	// peak is the most instances seen within each window, and when: a
-	// share grows only once a window has passed without them, since what
-	// an instance that left spent there still counts at WeCom.
-	peak   map[time.Duration]int
-	peakAt map[time.Duration]time.Time
+	// Per window: intent is the share last written in a heartbeat,
+	// granted what may be spent, once the others' claims were read after
+	// that write (claims.go in the cluster package says why).
+	intent, granted map[time.Duration]int
 	// Concurrency after a 45033: limit 0 is none.
 	inFlight, limit int
 	lowered         time.Time
@@ -162,15 +166,28 @@ type apiBudget struct {
 
 // budgets holds every corp's API budgets of one API base (in shared).
 type budgets struct {
-	mu   sync.Mutex
-	apis map[string]*apiBudget // corp id + "\x00" + endpoint
+	mu      sync.Mutex
+	apiBase string
+	apis    map[string]*apiBudget // corp id + "\x00" + endpoint
 	// paused: corp id + "\x00" + endpoint → end of a 45009 pause.
 	paused map[string]time.Time
 	freed  chan struct{} // closed and replaced when a concurrency slot frees
+	// The other instances' claims as last read, when by the handler's
+	// clock (read) and by the machine's (readAt), and how long a read holds
+	// (cluster.State.Quiet): that long after the last read, the others
+	// count this instance as gone, and it spends nothing until it reads
+	// again. That is a matter of storage answering in real time, so it is
+	// timed by mono (time.Now; a test's moved clock jumps minutes between
+	// two polls).
+	peers  []cluster.Peer
+	read   time.Time
+	readAt time.Time
+	quiet  time.Duration
+	mono   func() time.Time
 }
 
-func newBudgets() *budgets {
-	return &budgets{apis: map[string]*apiBudget{}, paused: map[string]time.Time{}, freed: make(chan struct{})}
+func newBudgets(apiBase string) *budgets {
+	return &budgets{apiBase: apiBase, apis: map[string]*apiBudget{}, paused: map[string]time.Time{}, freed: make(chan struct{}), mono: time.Now}
 }
 
 // errNoBudget refuses a call the budget has no room for; retryAfter is
@@ -187,7 +204,7 @@ func (e *errNoBudget) Error() string {
 	if e.paused {
 		return fmt.Sprintf("wecom %s paused after WeCom's frequency limit (45009) for %v more", e.endpoint, e.retryAfter.Round(time.Second))
 	}
-	return fmt.Sprintf("wecom %s: this instance's share of the quota (of %d instances) is spent for %s calls; room in %v",
+	return fmt.Sprintf("wecom %s: this instance's share of the quota (%d live instances) is spent for %s calls, or it could not claim one in storage; room in %v",
 		e.endpoint, e.instances, e.prio, e.retryAfter.Round(time.Second))
 }
 
@@ -227,8 +244,8 @@ func (h *Handler) spend(ctx context.Context, c *corp, endpoint string, p priorit
 	for {
 		now := h.now()
 		b.mu.Lock()
-		a := b.api(key)
-		if wait, ok := h.roomLocked(a, p, now); !ok {
+		a := b.api(key, h.quotaLimits())
+		if wait, ok := b.roomLocked(a, p, now); !ok {
 			b.mu.Unlock()
 			metrics.deferred.WithLabelValues(c.name, endpoint, p.String()).Inc()
 			return &errNoBudget{endpoint: endpoint, prio: p, retryAfter: wait, instances: h.cluster.Instances()}
@@ -261,7 +278,7 @@ func (h *Handler) spend(ctx context.Context, c *corp, endpoint string, p priorit
 	}
 	err := call(ctx)
 	b.mu.Lock()
-	a := b.api(key)
+	a := b.api(key, h.quotaLimits())
 	a.inFlight--
 	var we *wecom.Error
 	if errors.As(err, &we) && we.Errcode == 45033 {
@@ -279,32 +296,61 @@ func (h *Handler) spend(ctx context.Context, c *corp, endpoint string, p priorit
 	return err
 }
 
-func (b *budgets) api(key string) *apiBudget {
+// api is key's budget, made with limits if it is new (declare makes them
+// at Provision, so that a heartbeat claims them before the first call).
+// A reload that changes `quota` changes the limits of the budgets kept;
+// a new window starts counting then, its share at the next heartbeat.
+func (b *budgets) api(key string, limits []QuotaLimit) *apiBudget {
 	a := b.apis[key]
 	if a == nil {
-		a = &apiBudget{windows: map[time.Duration]*sliding{}, peak: map[time.Duration]int{}, peakAt: map[time.Duration]time.Time{}}
+		sum := sha256.Sum256([]byte(b.apiBase + "\x00" + key))
+		a = &apiBudget{
+			claim:   hex.EncodeToString(sum[:8]),
+			windows: map[time.Duration]*sliding{},
+			intent:  map[time.Duration]int{},
+			granted: map[time.Duration]int{},
+		}
 		b.apis[key] = a
+	}
+	a.limits = limits
+	for _, l := range limits {
+		if win := time.Duration(l.Window); a.windows[win] == nil {
+			a.windows[win] = newSliding(win)
+		}
 	}
 	return a
 }
 
+// budgetedEndpoints are the WeCom APIs that spend the budget (gettoken is
+// called once per token: its own rules keep it far below any quota).
+var budgetedEndpoints = []string{"jscode2session", "user/get", "department/simplelist", "tag/get"}
+
+// declare makes the budgets of h's corps before the cluster's first
+// heartbeat, so that the instance claims its room in it.
+func (h *Handler) declareBudgets() {
+	b := h.shared.budgets
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, c := range h.corps {
+		for _, e := range budgetedEndpoints {
+			b.api(c.id+"\x00"+e, h.quotaLimits())
+		}
+	}
+}
+
 // roomLocked tells whether a call at p fits every window now, or how long
 // until it would.
-func (h *Handler) roomLocked(a *apiBudget, p priority, now time.Time) (time.Duration, bool) {
-	n := h.cluster.Instances()
+func (b *budgets) roomLocked(a *apiBudget, p priority, now time.Time) (time.Duration, bool) {
 	var wait time.Duration
 	ok := true
-	for _, l := range h.quotaLimits() {
+	for _, l := range a.limits {
 		win := time.Duration(l.Window)
-		if n >= a.peak[win] || now.Sub(a.peakAt[win]) > win {
-			a.peak[win], a.peakAt[win] = n, now
+		share := a.granted[win]
+		if b.readAt.IsZero() || b.mono().Sub(b.readAt) > b.quiet {
+			share = 0 // the others no longer leave room for this instance
 		}
 		w := a.windows[win]
-		if w == nil {
-			w = newSliding(win)
-			a.windows[win] = w
-		}
-		if w.used(now) >= shareOf(p, l.Calls/a.peak[win]) {
+		if w.used(now) >= shareOf(p, share) {
 			ok = false
 			wait = max(wait, w.freeIn(now), time.Second)
 		}
@@ -312,15 +358,133 @@ func (h *Handler) roomLocked(a *apiBudget, p priority, now time.Time) (time.Dura
 	return wait, ok
 }
 
+// The shares. Every instance publishes, per corp, API and window, the
+// calls it has made and the most it may make (a cluster.Claim). Of a quota
+// Q, a twentieth (reserve) is left for instances that join: a new instance
+// may spend that much at once, before the others have seen it and made
+// room; the rest is split evenly among the live instances. What an
+// instance may spend is never more than Q less what the others may spend
+// by their claims:
+//   - a live instance may spend up to the larger of its share and what it
+//     has spent (past its share, it makes no calls until its count falls);
+//   - one that left has spent what it said, and that counts until the
+//     window has passed;
+//   - one that went quiet (crashed, or cut off from storage) may have
+//     gone on to its share until it stopped (budgets.quiet after its last
+//     heartbeat; then it stops by itself), and that counts a window more.
+//
+// Over-counting only costs room; the sum of what all instances may spend
+// never passes Q, even while one joins, leaves or restarts.
+const reserveDivisor = 20
+
+func reserveOf(quota int) int { return max(1, quota/reserveDivisor) }
+
+// claimName names a budget's window in the claims.
+func claimName(a *apiBudget, win time.Duration) string {
+	return a.claim + "@" + win.String()
+}
+
+// Claims implements cluster.Claimer: what this instance may spend (its
+// intent) and has spent, for every budget and window. The intent is used
+// only once the others' claims have been read after it was written (Read).
+func (b *budgets) Claims(now time.Time) map[string]cluster.Claim {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make(map[string]cluster.Claim, 2*len(b.apis))
+	for _, a := range b.apis {
+		for _, l := range a.limits {
+			win := time.Duration(l.Window)
+			// A share at most doubles from one heartbeat to the next: a
+			// claim made on a view a poll old (the others not yet seen)
+			// must not take the room they hold. The first claim is made
+			// on a view just read (the cluster's first heartbeat reads
+			// before it writes).
+			intent := b.fairLocked(a, l, now)
+			if _, claimed := a.intent[win]; claimed {
+				intent = min(intent, max(reserveOf(l.Calls), 2*a.granted[win]))
+			}
+			a.intent[win] = intent
+			// Until the read that follows, the old grant still holds.
+			out[claimName(a, win)] = cluster.Claim{Used: a.windows[win].used(now), Share: max(intent, a.granted[win]), Window: win}
+		}
+	}
+	return out
+}
+
+// Read implements cluster.Claimer: with the others' claims read after
+// this instance's own were written, each grant becomes the smaller of the
+// intent written and what the others now leave.
+func (b *budgets) Read(now time.Time, peers []cluster.Peer, quiet time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.peers, b.read, b.readAt, b.quiet = peers, now, b.mono(), quiet
+	for _, a := range b.apis {
+		for _, l := range a.limits {
+			win := time.Duration(l.Window)
+			a.granted[win] = min(a.intent[win], b.fairLocked(a, l, now))
+		}
+	}
+}
+
+// fairLocked is what this instance may spend of l by the claims last read:
+// its even part of the quota left by the reserve and the instances gone,
+// or the reserve if that is more, and never more than the others leave.
+// Before any read it is the reserve: a new instance's claim.
+func (b *budgets) fairLocked(a *apiBudget, l QuotaLimit, now time.Time) int {
+	q, win := l.Calls, time.Duration(l.Window)
+	reserve := reserveOf(q)
+	if b.read.IsZero() {
+		return reserve
+	}
+	live, gone, n := 0, 0, 1
+	for _, p := range b.peers {
+		c, ok := p.Claims[claimName(a, win)]
+		if !ok {
+			continue
+		}
+		switch age := now.Sub(p.Seen); {
+		case p.Live:
+			live += max(c.Used, c.Share)
+			n++
+		case p.Left && age < win:
+			gone += c.Used
+		case !p.Left && age < b.quiet+win:
+			gone += b.quietBound(a, p, c)
+		}
+	}
+	even := (q - reserve - gone) / n
+	return max(0, min(q-live-gone, max(even, reserve)))
+}
+
+// quietBound is what an instance that went quiet may have spent of the
+// window c: up to its share, and at most, beyond what it had spent, what
+// its shortest window allowed it in the time it went on (b.quiet).
+func (b *budgets) quietBound(a *apiBudget, p cluster.Peer, c cluster.Claim) int {
+	bound := max(c.Used, c.Share)
+	for _, l := range a.limits {
+		short, ok := p.Claims[claimName(a, time.Duration(l.Window))]
+		if !ok || short.Window >= c.Window || short.Window <= 0 {
+			continue
+		}
+		spans := int((b.quiet + short.Window - 1) / short.Window)
+		bound = min(bound, c.Used+spans*short.Share)
+	}
+	return bound
+}
+
+// quotaUse is one API's budget on this instance in one window: the calls
+// made and the share it may make (of the whole quota, by the claims).
+type quotaUse struct{ Used, Share int }
+
 // quotaInUse is, per configured corp name and API, the calls this instance
-// made within the first `quota` window (by default the last minute), for
-// the admin status endpoint (SPEC §6a).
-func (h *Handler) quotaInUse() map[string]map[string]int {
+// made within the first `quota` window (by default the last minute) and
+// its share there, for the admin status endpoint (SPEC §6a).
+func (h *Handler) quotaInUse() map[string]map[string]quotaUse {
 	return h.quotaInWindow(time.Duration(h.quotaLimits()[0].Window))
 }
 
-func (h *Handler) quotaInWindow(win time.Duration) map[string]map[string]int {
-	out := map[string]map[string]int{}
+func (h *Handler) quotaInWindow(win time.Duration) map[string]map[string]quotaUse {
+	out := map[string]map[string]quotaUse{}
 	if h.shared == nil {
 		return out
 	}
@@ -329,14 +493,14 @@ func (h *Handler) quotaInWindow(win time.Duration) map[string]map[string]int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, c := range h.corps {
-		apis := map[string]int{}
+		apis := map[string]quotaUse{}
 		for key, a := range b.apis {
 			id, endpoint, _ := strings.Cut(key, "\x00")
 			if id != c.id {
 				continue
 			}
 			if w := a.windows[win]; w != nil {
-				apis[endpoint] = w.used(now)
+				apis[endpoint] = quotaUse{Used: w.used(now), Share: a.granted[win]}
 			}
 		}
 		out[c.name] = apis
@@ -389,15 +553,21 @@ func (h *Handler) pausedFor(ctx context.Context, c *corp, endpoint string) time.
 	return exp.Sub(now)
 }
 
-// quotaCollector reports the quota in use at scrape time (a gauge set at
-// each call would hold its last value long after the window moved on).
+// quotaCollector reports the quota in use and the shares at scrape time
+// (a gauge set at each call would hold its last value long after the
+// window moved on).
 type quotaCollector struct{}
 
-var quotaDesc = prometheus.NewDesc("wecom_quota_in_use",
-	"WeCom calls this instance made within each quota window, per configured corp and endpoint (its share is quota / instances).",
-	[]string{"corp", "endpoint", "window"}, nil)
+var (
+	quotaDesc = prometheus.NewDesc("wecom_quota_in_use",
+		"WeCom calls this instance made within each quota window, per configured corp and endpoint.",
+		[]string{"corp", "endpoint", "window"}, nil)
+	shareDesc = prometheus.NewDesc("wecom_quota_share",
+		"WeCom calls this instance may make within each quota window, per configured corp and endpoint: its share of the quota, by the instances' claims in storage.",
+		[]string{"corp", "endpoint", "window"}, nil)
+)
 
-func (quotaCollector) Describe(ch chan<- *prometheus.Desc) { ch <- quotaDesc }
+func (quotaCollector) Describe(ch chan<- *prometheus.Desc) { ch <- quotaDesc; ch <- shareDesc }
 
 func (quotaCollector) Collect(ch chan<- prometheus.Metric) {
 	seen := map[[3]string]bool{}
@@ -405,13 +575,14 @@ func (quotaCollector) Collect(ch chan<- prometheus.Metric) {
 		for _, l := range h.quotaLimits() {
 			win := time.Duration(l.Window)
 			for corp, apis := range h.quotaInWindow(win) {
-				for endpoint, n := range apis {
+				for endpoint, u := range apis {
 					key := [3]string{corp, endpoint, win.String()}
 					if seen[key] {
 						continue
 					}
 					seen[key] = true
-					ch <- prometheus.MustNewConstMetric(quotaDesc, prometheus.GaugeValue, float64(n), key[:]...)
+					ch <- prometheus.MustNewConstMetric(quotaDesc, prometheus.GaugeValue, float64(u.Used), key[:]...)
+					ch <- prometheus.MustNewConstMetric(shareDesc, prometheus.GaugeValue, float64(u.Share), key[:]...)
 				}
 			}
 		}

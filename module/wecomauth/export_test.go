@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/wecomgate/wecomgate/module/internal/session"
 )
 
@@ -77,4 +79,16 @@ func ForgetLocalFacts(h *Handler) {
 func WaitRefreshes(h *Handler) { h.shared.refreshWG.Wait() }
 
 // QuotaInUse is quotaInUse, for tests.
-func QuotaInUse(h *Handler) map[string]map[string]int { return h.quotaInUse() }
+func QuotaInUse(h *Handler) map[string]map[string]int {
+	out := map[string]map[string]int{}
+	for corp, apis := range h.quotaInUse() {
+		out[corp] = map[string]int{}
+		for api, u := range apis {
+			out[corp][api] = u.Used
+		}
+	}
+	return out
+}
+
+// QuotaCollector is the collector of the quota metrics, for tests.
+func QuotaCollector() prometheus.Collector { return quotaCollector{} }

@@ -78,7 +78,8 @@ type Handler struct {
 	// Failed sign-ins per client IP before 429. Default: 30 per minute.
 	LoginRate *LoginRate `json:"login_rate,omitempty"`
 	// WeCom calls allowed per corp and per API in any window, for all the
-	// instances sharing the storage (each takes an equal share). One or
+	// instances sharing the storage (each claims a share in its
+	// heartbeat; a twentieth is kept for an instance that joins). One or
 	// two limits. Default: 10000 per 1m and 150000 per 1h, WeCom's.
 	Quota []QuotaLimit `json:"quota,omitempty"`
 	// Adds a signed X-WeCom-Assertion JWT to every request passed on.
@@ -236,9 +237,18 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 
-	// The cluster first: the generated keys below are kept in it.
-	var err error
-	if h.cluster, err = cluster.Join(ctx, func() time.Time { return h.now() }); err != nil {
+	h.sharedKey = "wecom_auth|" + h.APIBase
+	val, _, err := sharedPool.LoadOrNew(h.sharedKey, func() (caddy.Destructor, error) {
+		return newShared(h.APIBase, ctx.Logger()), nil
+	})
+	if err != nil {
+		return err
+	}
+	h.shared = val.(*shared)
+	h.declareBudgets() // before the cluster's first heartbeat claims them
+
+	// The cluster next: the generated keys below are kept in it.
+	if h.cluster, err = cluster.Join(ctx, func() time.Time { return h.now() }, h.shared.budgets); err != nil {
 		return fmt.Errorf("cluster state: %w", err)
 	}
 
@@ -267,14 +277,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("metrics: %w", err)
 	}
 
-	h.sharedKey = "wecom_auth|" + h.APIBase
-	val, _, err := sharedPool.LoadOrNew(h.sharedKey, func() (caddy.Destructor, error) {
-		return newShared(h.APIBase, ctx.Logger()), nil
-	})
-	if err != nil {
-		return err
-	}
-	h.shared = val.(*shared)
 	h.shared.client.ForgetFailures() // a reload retries a fixed configuration at once (SPEC §6a)
 
 	registerHandler(h) // for the admin API and contact changes (registry.go)

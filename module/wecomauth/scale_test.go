@@ -9,6 +9,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wecomgate/wecomgate/module/wecomauth"
 	"github.com/wecomgate/wecomgate/module/wecomsim"
@@ -115,8 +116,10 @@ func TestRechecksSharedThroughStorage(t *testing.T) {
 // The budget is never exceeded, and logins come first: rechecks stop at
 // nine tenths of the share and pass on their stale facts (within
 // stale_grace); a login that finds no room answers 503 with Retry-After.
+// Of a quota of 5, this lone instance's share is 4: one is kept for an
+// instance that joins.
 func TestBudgetLoginsFirstAndNeverExceeded(t *testing.T) {
-	g := scaleGW(t, wecomauth.QuotaLimit{Calls: 4, Window: caddy.Duration(time.Hour)})
+	g := scaleGW(t, wecomauth.QuotaLimit{Calls: 5, Window: caddy.Duration(time.Hour)})
 	tok := login(t, g, "acme", "zhangsan") // user/get 1
 	login(t, g, "acme", "zhangsan")        // user/get 2: a login always asks
 	g.clock.Advance(scaleRecheck + time.Second)
@@ -137,7 +140,7 @@ func TestBudgetLoginsFirstAndNeverExceeded(t *testing.T) {
 		t.Fatalf("Retry-After %q", r.header.Get("Retry-After"))
 	}
 	if n := g.userGets(); n != 4 {
-		t.Fatalf("%d user/get, want 4: the quota of 4 was exceeded", n)
+		t.Fatalf("%d user/get, want 4: the share of 4 was exceeded", n)
 	}
 	if got := wecomauth.QuotaInUse(g.h)["acme"]["user/get"]; got != 4 {
 		t.Fatalf("quota in use %v, want user/get 4", wecomauth.QuotaInUse(g.h))
@@ -193,5 +196,39 @@ func TestQuotaCaddyfile(t *testing.T) {
 	h = wecomauth.Handler{Corps: gatewayCorps(), Quota: []wecomauth.QuotaLimit{{Calls: -1, Window: caddy.Duration(time.Minute)}}}
 	if err := h.Validate(); err == nil || !strings.Contains(err.Error(), "quota") {
 		t.Errorf("JSON quota of -1 calls: %v", err)
+	}
+}
+
+// The quota metrics say, per corp, API and window, what this instance
+// spent and may spend.
+func TestQuotaMetrics(t *testing.T) {
+	g := scaleGW(t)
+	login(t, g, "acme", "zhangsan")
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(wecomauth.QuotaCollector())
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["corp"] == "acme" && labels["endpoint"] == "user/get" {
+				got[f.GetName()+" "+labels["window"]] = m.GetGauge().GetValue()
+			}
+		}
+	}
+	want := map[string]float64{
+		"wecom_quota_in_use 1m0s": 1, "wecom_quota_in_use 1h0m0s": 1,
+		"wecom_quota_share 1m0s": 9500, "wecom_quota_share 1h0m0s": 142500,
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %v, want %v (all: %v)", k, got[k], v, got)
+		}
 	}
 }

@@ -66,7 +66,7 @@ func newShared(apiBase string, logger *zap.Logger) *shared {
 		futureTokens: cache.New(cache.NoExpiration, time.Minute),
 		spent:        cache.New(codeLifetime, time.Minute),
 		burned:       cache.New(codeLifetime, time.Minute),
-		budgets:      newBudgets(),
+		budgets:      newBudgets(apiBase),
 		refreshers:   newRefreshers(),
 	}
 	s.userKind = &factKind{name: "users", endpoint: "user/get", local: s.users, encode: encodeUser, decode: decodeUser}

@@ -56,6 +56,7 @@ type State struct {
 	loaded  bool    // the index holds everything synced had at load
 	kept    map[string][]byte
 	marker  string    // the storage's marker as last seen
+	beaten  bool      // a heartbeat was written (under syncMu)
 	lastRun time.Time // of the once-a-minute upkeep
 
 	events  *index
@@ -71,9 +72,10 @@ type State struct {
 }
 
 type lent struct {
-	st   certmagic.Storage
-	name string
-	now  func() time.Time // the config's clock, nil for the State's own
+	st      certmagic.Storage
+	name    string
+	now     func() time.Time // the config's clock, nil for the State's own
+	claimer Claimer          // the config's shared quotas, if any (claims.go)
 }
 
 // now is the clock of the newest config lent, so that the State's time is
@@ -99,8 +101,9 @@ type Member struct {
 }
 
 // Join returns the process's State with ctx's storage and clock lent to it
-// until Release (the newest config's are used).
-func Join(ctx caddy.Context, now func() time.Time) (*Member, error) {
+// until Release (the newest config's are used); claimer, if not nil, shares
+// its quotas through the heartbeats from the first one on.
+func Join(ctx caddy.Context, now func() time.Time, claimer Claimer) (*Member, error) {
 	val, _, err := pool.LoadOrNew(poolKey, func() (caddy.Destructor, error) {
 		s := newState(ctx.Logger().Named("cluster"), time.Now) // the configs lend theirs
 		go s.poll()
@@ -111,6 +114,11 @@ func Join(ctx caddy.Context, now func() time.Time) (*Member, error) {
 	}
 	s := val.(*State)
 	own := s.lend(ctx.Storage(), now)
+	if claimer != nil {
+		s.mu.Lock()
+		own.claimer = claimer
+		s.mu.Unlock()
+	}
 	// The index must hold the cluster's events before this config serves
 	// a request; if storage cannot answer now, the poll keeps trying.
 	// A poll already running (storage hanging) must not hold up a reload:
@@ -133,7 +141,7 @@ func (m *Member) Release() error {
 		m.mu.Unlock()
 		m.unlend(m.own)
 		if last {
-			m.leave(m.own.st) // leave.go
+			m.leave(m.own) // leave.go
 		}
 		_, err = pool.Delete(poolKey)
 	})

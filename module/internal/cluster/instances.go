@@ -1,15 +1,15 @@
 package cluster
 
 // Heartbeats: each instance rewrites its record every poll with its own
-// clock's time. Another instance counts it live while the value keeps
-// changing, judged by its own clock only (the values are compared with each
-// other, never with the reader's time), and learns from the values how far
-// the writer's clock is from its own.
+// clock's time, and with its claims on shared quotas (claims.go). Another
+// instance counts it live while the value keeps changing, judged by its own
+// clock only (the values are compared with each other, never with the
+// reader's time), and learns from the values how far the writer's clock is
+// from its own.
 
 import (
 	"context"
 	"path"
-	"strconv"
 	"sync"
 	"time"
 
@@ -36,6 +36,7 @@ type peers struct {
 
 type peer struct {
 	value    int64     // the writer's clock, unix ms, as last read
+	beat     beat      // what came with it
 	changed  time.Time // this instance's clock when value last changed
 	warnedAt time.Time
 }
@@ -43,11 +44,37 @@ type peer struct {
 func newPeers() *peers { return &peers{m: map[string]*peer{}} }
 
 func (s *State) heartbeat(ctx context.Context, st certmagic.Storage, now time.Time) error {
-	if err := st.Store(ctx, path.Join(instancesDir, s.id), strconv.AppendInt(nil, now.UnixMilli(), 10)); err != nil {
+	claimers := s.claimers()
+	if !s.beaten && len(claimers) > 0 {
+		// The first claims are made on a fresh view of the others, so
+		// that a lone instance claims its whole share at once.
+		if err := s.readPeers(ctx, st, now); err != nil {
+			return err
+		}
+		peers := s.Peers()
+		for _, c := range claimers {
+			c.Read(now, peers, s.Quiet())
+		}
+	}
+	own := encodeBeat(now, beat{Claims: s.claimsOf(now, claimers)})
+	if err := st.Store(ctx, path.Join(instancesDir, s.id), own); err != nil {
 		return err
 	}
+	s.beaten = true
+	if err := s.readPeers(ctx, st, now); err != nil {
+		return err
+	}
+	peers := s.Peers()
+	for _, c := range claimers {
+		c.Read(now, peers, s.Quiet())
+	}
+	return nil
+}
+
+// readPeers reads the others' heartbeats.
+func (s *State) readPeers(ctx context.Context, st certmagic.Storage, now time.Time) error {
 	keys, err := st.List(ctx, instancesDir, false)
-	if err != nil {
+	if err != nil && !notExist(err) { // none yet: the first instance's first look
 		return err
 	}
 	seen := map[string]bool{}
@@ -61,11 +88,11 @@ func (s *State) heartbeat(ctx context.Context, st certmagic.Storage, now time.Ti
 		if err != nil {
 			continue // gone meanwhile
 		}
-		v, err := strconv.ParseInt(string(b), 10, 64)
+		v, bt, err := decodeBeat(b)
 		if err != nil {
 			continue
 		}
-		if forget := s.peers.saw(id, v, now, s.logger); forget {
+		if forget := s.peers.saw(id, v, bt, now, s.Interval(), s.logger); forget {
 			_ = st.Delete(ctx, k)
 		}
 	}
@@ -74,18 +101,19 @@ func (s *State) heartbeat(ctx context.Context, st certmagic.Storage, now time.Ti
 }
 
 // saw records a peer's value; it answers whether the record is so old that
-// it should be deleted.
-func (p *peers) saw(id string, value int64, now time.Time, logger *zap.Logger) bool {
+// it should be deleted: forgetAfter, or as long as what it claims to have
+// spent still counts at WeCom (after it could still spend, Quiet).
+func (p *peers) saw(id string, value int64, b beat, now time.Time, interval time.Duration, logger *zap.Logger) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	pr, ok := p.m[id]
 	if !ok {
-		pr = &peer{value: value, changed: now}
+		pr = &peer{value: value, beat: b, changed: now}
 		p.m[id] = pr
 		return false
 	}
-	if value != pr.value {
-		pr.value, pr.changed = value, now
+	if value != pr.value || b.Left != pr.beat.Left {
+		pr.value, pr.beat, pr.changed = value, b, now
 		// Written at most a poll ago by the writer's clock.
 		offset := time.UnixMilli(value).Sub(now)
 		if (offset > skewWarn || offset < -skewWarn-2*DefaultPoll) && now.Sub(pr.warnedAt) > 10*time.Minute {
@@ -95,7 +123,8 @@ func (p *peers) saw(id string, value int64, now time.Time, logger *zap.Logger) b
 		}
 		return false
 	}
-	return now.Sub(pr.changed) > forgetAfter
+	keep := max(forgetAfter, pr.beat.longestWindow()+(deadAfter+1)*interval)
+	return now.Sub(pr.changed) > keep
 }
 
 func (p *peers) keepOnly(seen map[string]bool) {
@@ -116,7 +145,7 @@ func (s *State) Instances() int {
 	defer s.peers.mu.Unlock()
 	n := 1
 	for _, pr := range s.peers.m {
-		if now.Sub(pr.changed) <= limit {
+		if !pr.beat.Left && now.Sub(pr.changed) <= limit {
 			n++
 		}
 	}

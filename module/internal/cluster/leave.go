@@ -1,24 +1,38 @@
 package cluster
 
-// Leaving: the last config of a process deletes the instance's heartbeat
-// as it goes, so that the others (and a State started later in the same
-// process, as after every test or a restart of the last config) stop
-// counting it at once instead of for deadAfter polls. The WeCom budget
-// divides its quota by Instances(): an instance counted that no longer
-// runs only shrinks the others' shares, but for no reason.
+// Leaving: the last config of a process writes the instance's heartbeat
+// one last time, marked left, as it goes, so that the others (and a State
+// started later in the same process, as after every test or a restart of
+// the last config) stop counting it at once instead of for deadAfter
+// polls. The record keeps what the instance spent of each shared quota:
+// those calls still count at WeCom until their window has passed, so the
+// others leave room for them until then and no longer (instances.go keeps
+// the record that long).
 
 import (
 	"context"
 	"path"
 	"time"
-
-	"github.com/caddyserver/certmagic"
 )
 
-// leave deletes this instance's heartbeat from st (best effort: a record
-// left behind stops counting after deadAfter polls anyway).
-func (s *State) leave(st certmagic.Storage) {
+// leave writes this instance's last heartbeat through l (best effort: a
+// record left behind stops counting as live after deadAfter polls anyway,
+// and its claims are then read as those of an instance that may have spent
+// up to its share).
+func (s *State) leave(l *lent) {
+	now := s.clock()
+	if l.now != nil {
+		now = l.now()
+	}
+	var claims map[string]Claim
+	if l.claimer != nil {
+		claims = l.claimer.Claims(now)
+		for k, c := range claims {
+			c.Share = c.Used // it makes no more calls
+			claims[k] = c
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	_ = st.Delete(ctx, path.Join(instancesDir, s.id))
+	_ = l.st.Store(ctx, path.Join(instancesDir, s.id), encodeBeat(now, beat{Left: true, Claims: claims}))
 }
