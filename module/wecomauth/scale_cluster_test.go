@@ -96,3 +96,70 @@ func TestClusterSharesRechecksAndPauses(t *testing.T) {
 		t.Errorf("jscode2session called %d times during the pause", n-exchanges)
 	}
 }
+
+// The budget holds while an instance joins: two instances spend all the
+// quota lets them on logins, a third starts and joins the spending, and
+// WeCom (the simulator, limited to the gateways' quota) never answers
+// 45009. The first release divided the quota by the live instances: the
+// newcomer spent its share of a window the others had already spent.
+func TestClusterBudgetHoldsWhileAnInstanceJoins(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Caddy processes")
+	}
+	storage := t.TempDir()
+	global := "storage file_system " + storage
+	const quota = 40
+	extra := fmt.Sprintf("quota %d 1m", quota)
+	e := startGateway(t, gatewayOptions{global: global, extra: extra})
+	e.simJSON(http.MethodPut, "/sim/limits", map[string]any{"limits": []map[string]any{
+		{"endpoint": "jscode2session", "calls": quota, "window": "1m", "block": "1m"},
+		{"endpoint": "user/get", "calls": quota, "window": "1m", "block": "1m"},
+	}}, nil)
+	start := func(addr testcaddy.Addr) {
+		cfg := fmt.Sprintf("{\n\tadmin off\n\t%s\n\t%s\n}\n%s {\n\twecom_auth {\n\t\tapi_base %s\n%s\n\t\t%s\n\t}\n\treverse_proxy %s\n}\n",
+			testcaddy.DefaultBind, global, addr.URL(), e.sim, corpBlocks(e.corps), extra, e.backend.addr)
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		testcaddy.Inherit(t, cmd, addr)
+		startProcess(t, cmd, cfg, addr.URL())
+	}
+	addrs := testcaddy.Listen(t, 2)
+	start(addrs[0])
+	urls := []string{e.gw, addrs[0].URL()}
+
+	ok := 0
+	burst := func(d time.Duration) {
+		for deadline := time.Now().Add(d); time.Now().Before(deadline); {
+			var wg sync.WaitGroup
+			var mu sync.Mutex
+			for _, url := range urls {
+				wg.Go(func() {
+					r := e.at(url, e.sim).do(http.MethodPost, "/wecom/login", fmt.Sprintf(`{"code":%q}`, e.code("acme", "zhangsan")))
+					switch {
+					case r.status == 200:
+						mu.Lock()
+						ok++
+						mu.Unlock()
+					case r.status != http.StatusServiceUnavailable:
+						t.Errorf("%s: login %d %s, want 200 or 503 for a spent budget", url, r.status, r.raw)
+					}
+				})
+			}
+			wg.Wait()
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	burst(3 * time.Second)
+	start(addrs[1]) // joins a window the first two have spent
+	urls = append(urls, addrs[1].URL())
+	burst(12 * time.Second) // more than two heartbeats of the newcomer
+
+	var lim struct{ Limited map[string]int }
+	e.simJSON(http.MethodGet, "/sim/limits", nil, &lim)
+	t.Logf("%d logins in the window, of a quota of %d; 45009s: %v", ok, quota, lim.Limited)
+	if lim.Limited["jscode2session"] != 0 || lim.Limited["user/get"] != 0 {
+		t.Errorf("WeCom answered 45009 %v: the instances together went past the quota", lim.Limited)
+	}
+	if ok < quota/2 {
+		t.Errorf("%d logins, want at least half the quota of %d: the shares starve", ok, quota)
+	}
+}
