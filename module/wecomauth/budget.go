@@ -114,7 +114,20 @@ func newSliding(window time.Duration) *sliding {
 	return &sliding{bucket: b}
 }
 
-func (s *sliding) cur(now time.Time) int64 { return now.UnixNano() / int64(s.bucket) }
+// countEpoch is what the buckets count from: times are compared with it
+// by the monotonic clock where they carry it (time.Now's do), so that a
+// step of the wall clock (NTP) neither forgets counted calls nor counts
+// them twice.
+var countEpoch = time.Now()
+
+func (s *sliding) cur(now time.Time) int64 {
+	d := int64(now.Sub(countEpoch))
+	b := d / int64(s.bucket)
+	if d < 0 && d%int64(s.bucket) != 0 {
+		b-- // floor: a moved test clock may be before the epoch
+	}
+	return b
+}
 
 // used is the calls of the buckets that overlap the last window.
 func (s *sliding) used(now time.Time) int {
@@ -138,16 +151,34 @@ func (s *sliding) freeIn(now time.Time) time.Duration {
 	if oldest == math.MaxInt64 {
 		return 0
 	}
-	return time.Unix(0, (oldest+int64(len(s.idx)))*int64(s.bucket)).Sub(now)
+	return countEpoch.Add(time.Duration(oldest+int64(len(s.idx))) * s.bucket).Sub(now)
 }
 
 func (s *sliding) add(now time.Time) {
 	cur := s.cur(now)
-	i := int(cur % int64(len(s.idx)))
+	i := s.slot(cur)
 	if s.idx[i] != cur {
 		s.idx[i], s.n[i] = cur, 0
 	}
 	s.n[i]++
+}
+
+// move counts a call made at from as made at to, when it has returned: it
+// reached WeCom at some time in between, so counting it until to's bucket
+// leaves the window covers it however long it took.
+func (s *sliding) move(from, to time.Time) {
+	if f := s.cur(from); s.idx[s.slot(f)] == f && s.n[s.slot(f)] > 0 {
+		s.n[s.slot(f)]--
+	}
+	s.add(to)
+}
+
+func (s *sliding) slot(b int64) int {
+	i := int(b % int64(len(s.idx)))
+	if i < 0 {
+		i += len(s.idx)
+	}
+	return i
 }
 
 // apiBudget is one corp's API on this instance.
@@ -173,17 +204,19 @@ type budgets struct {
 	paused map[string]time.Time
 	freed  chan struct{} // closed and replaced when a concurrency slot frees
 	// The other instances' claims as last read, when by the handler's
-	// clock (read) and by the machine's (readAt), and how long a read holds
-	// (cluster.State.Quiet): that long after the last read, the others
-	// count this instance as gone, and it spends nothing until it reads
-	// again. That is a matter of storage answering in real time, so it is
-	// timed by mono (time.Now; a test's moved clock jumps minutes between
-	// two polls).
-	peers  []cluster.Peer
-	read   time.Time
-	readAt time.Time
-	quiet  time.Duration
-	mono   func() time.Time
+	// clock (read), and how long a claim holds (cluster.State.Hold): that
+	// long after its last claim was written (claimedAt, wrote), the others
+	// count this instance as gone, and it spends nothing until it writes
+	// and reads again. That is a matter of storage answering in real time,
+	// so it is timed by mono (time.Now; a test's moved clock jumps minutes
+	// between two polls).
+	peers     []cluster.Peer
+	read      time.Time
+	claimedAt time.Time // the last Claims, just before its write
+	wrote     time.Time // the claimedAt of the last write the others were read after
+	hold      time.Duration
+	mono      func() time.Time
+	stopped   bool // the instance left: no more calls
 }
 
 func newBudgets(apiBase string) *budgets {
@@ -241,6 +274,7 @@ func (h *Handler) spend(ctx context.Context, c *corp, endpoint string, p priorit
 		metrics.deferred.WithLabelValues(c.name, endpoint, "paused").Inc()
 		return &errNoBudget{endpoint: endpoint, prio: p, retryAfter: left, paused: true}
 	}
+	var started time.Time
 	for {
 		now := h.now()
 		b.mu.Lock()
@@ -261,6 +295,7 @@ func (h *Handler) spend(ctx context.Context, c *corp, endpoint string, p priorit
 			for _, w := range a.windows {
 				w.add(now)
 			}
+			started = now
 			a.inFlight++
 			b.mu.Unlock()
 			break
@@ -279,6 +314,9 @@ func (h *Handler) spend(ctx context.Context, c *corp, endpoint string, p priorit
 	err := call(ctx)
 	b.mu.Lock()
 	a := b.api(key, h.quotaLimits())
+	for _, w := range a.windows {
+		w.move(started, h.now())
+	}
 	a.inFlight--
 	var we *wecom.Error
 	if errors.As(err, &we) && we.Errcode == 45033 {
@@ -314,8 +352,15 @@ func (b *budgets) api(key string, limits []QuotaLimit) *apiBudget {
 	}
 	a.limits = limits
 	for _, l := range limits {
-		if win := time.Duration(l.Window); a.windows[win] == nil {
+		win := time.Duration(l.Window)
+		if a.windows[win] == nil {
 			a.windows[win] = newSliding(win)
+		}
+		// A lower quota holds at once, not from the next heartbeat.
+		most := l.Calls - reserveOf(l.Calls)
+		a.granted[win] = min(a.granted[win], most)
+		if i, ok := a.intent[win]; ok {
+			a.intent[win] = min(i, most)
 		}
 	}
 	return a
@@ -345,10 +390,7 @@ func (b *budgets) roomLocked(a *apiBudget, p priority, now time.Time) (time.Dura
 	ok := true
 	for _, l := range a.limits {
 		win := time.Duration(l.Window)
-		share := a.granted[win]
-		if b.readAt.IsZero() || b.mono().Sub(b.readAt) > b.quiet {
-			share = 0 // the others no longer leave room for this instance
-		}
+		share := b.shareLocked(a, win)
 		w := a.windows[win]
 		if w.used(now) >= shareOf(p, share) {
 			ok = false
@@ -356,6 +398,16 @@ func (b *budgets) roomLocked(a *apiBudget, p priority, now time.Time) (time.Dura
 		}
 	}
 	return wait, ok
+}
+
+// shareLocked is what this instance may spend of a's window now: its
+// grant, unless it left or its last claim is older than what the others
+// leave room for.
+func (b *budgets) shareLocked(a *apiBudget, win time.Duration) int {
+	if b.stopped || b.wrote.IsZero() || b.mono().Sub(b.wrote) > b.hold {
+		return 0
+	}
+	return a.granted[win]
 }
 
 // The shares. Every instance publishes, per corp, API and window, the
@@ -368,10 +420,12 @@ func (b *budgets) roomLocked(a *apiBudget, p priority, now time.Time) (time.Dura
 //   - a live instance may spend up to the larger of its share and what it
 //     has spent (past its share, it makes no calls until its count falls);
 //   - one that left has spent what it said, and that counts until the
-//     window has passed;
+//     window (and a hold, for calls under way) has passed;
 //   - one that went quiet (crashed, or cut off from storage) may have
-//     gone on to its share until it stopped (budgets.quiet after its last
-//     heartbeat; then it stops by itself), and that counts a window more.
+//     gone on to its share until it stopped (a hold after its last
+//     heartbeat; then it stops by itself), and that counts a window more;
+//   - one that claims nothing at all (a release before claims) is
+//     counted as taking its even part.
 //
 // Over-counting only costs room; the sum of what all instances may spend
 // never passes Q, even while one joins, leaves or restarts.
@@ -390,18 +444,23 @@ func claimName(a *apiBudget, win time.Duration) string {
 func (b *budgets) Claims(now time.Time) map[string]cluster.Claim {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.claimedAt = b.mono()
 	out := make(map[string]cluster.Claim, 2*len(b.apis))
 	for _, a := range b.apis {
 		for _, l := range a.limits {
 			win := time.Duration(l.Window)
-			// A share at most doubles from one heartbeat to the next: a
-			// claim made on a view a poll old (the others not yet seen)
-			// must not take the room they hold. The first claim is made
-			// on a view just read (the cluster's first heartbeat reads
-			// before it writes).
-			intent := b.fairLocked(a, l, now)
+			// A share at most doubles from one heartbeat to the next,
+			// and is cut to what the others leave once they are read
+			// (Read; the heartbeat then writes the grant over this
+			// claim, so a claim on a view a poll old holds the room for
+			// a moment only). The first claim is made on a view just
+			// read: the cluster's first heartbeat reads before it
+			// writes, so a lone instance takes its part at once.
+			var intent int
 			if _, claimed := a.intent[win]; claimed {
-				intent = min(intent, max(reserveOf(l.Calls), 2*a.granted[win]))
+				intent = min(l.Calls-reserveOf(l.Calls), max(reserveOf(l.Calls), 2*a.granted[win]))
+			} else {
+				intent = b.fairLocked(a, l, now)
 			}
 			a.intent[win] = intent
 			// Until the read that follows, the old grant still holds.
@@ -414,16 +473,51 @@ func (b *budgets) Claims(now time.Time) map[string]cluster.Claim {
 // Read implements cluster.Claimer: with the others' claims read after
 // this instance's own were written, each grant becomes the smaller of the
 // intent written and what the others now leave.
-func (b *budgets) Read(now time.Time, peers []cluster.Peer, quiet time.Duration) {
+func (b *budgets) Read(now time.Time, peers []cluster.Peer, hold time.Duration) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.peers, b.read, b.readAt, b.quiet = peers, now, b.mono(), quiet
+	b.peers, b.read, b.hold = peers, now, hold
+	if !b.claimedAt.IsZero() {
+		b.wrote = b.claimedAt // a first read, before any claim, confirms none
+	}
 	for _, a := range b.apis {
 		for _, l := range a.limits {
 			win := time.Duration(l.Window)
 			a.granted[win] = min(a.intent[win], b.fairLocked(a, l, now))
 		}
 	}
+}
+
+// Granted implements cluster.Claimer: what this instance may spend now,
+// for every budget and window.
+func (b *budgets) Granted(now time.Time) map[string]cluster.Claim {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make(map[string]cluster.Claim, 2*len(b.apis))
+	for _, a := range b.apis {
+		for _, l := range a.limits {
+			win := time.Duration(l.Window)
+			out[claimName(a, win)] = cluster.Claim{Used: a.windows[win].used(now), Share: b.shareLocked(a, win), Window: win}
+		}
+	}
+	return out
+}
+
+// Leave implements cluster.Claimer: the instance leaves; it spends nothing
+// more, and what it spent is its share.
+func (b *budgets) Leave(now time.Time) map[string]cluster.Claim {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.stopped = true
+	out := make(map[string]cluster.Claim, 2*len(b.apis))
+	for _, a := range b.apis {
+		for _, l := range a.limits {
+			win := time.Duration(l.Window)
+			used := a.windows[win].used(now)
+			out[claimName(a, win)] = cluster.Claim{Used: used, Share: used, Window: win}
+		}
+	}
+	return out
 }
 
 // fairLocked is what this instance may spend of l by the claims last read:
@@ -436,29 +530,33 @@ func (b *budgets) fairLocked(a *apiBudget, l QuotaLimit, now time.Time) int {
 	if b.read.IsZero() {
 		return reserve
 	}
-	live, gone, n := 0, 0, 1
+	live, gone, n, unclaimed := 0, 0, 1, 0
 	for _, p := range b.peers {
 		c, ok := p.Claims[claimName(a, win)]
 		if !ok {
-			continue
+			if p.Live && len(p.Claims) == 0 {
+				unclaimed++
+			}
+			continue // a peer whose config does not call this API
 		}
 		switch age := now.Sub(p.Seen); {
 		case p.Live:
 			live += max(c.Used, c.Share)
 			n++
-		case p.Left && age < win:
+		case p.Left && age < b.hold+win:
 			gone += c.Used
-		case !p.Left && age < b.quiet+win:
+		case !p.Left && age < b.hold+win:
 			gone += b.quietBound(a, p, c)
 		}
 	}
+	n += unclaimed
 	even := (q - reserve - gone) / n
-	return max(0, min(q-live-gone, max(even, reserve)))
+	return max(0, min(q-live-gone-unclaimed*even, max(even, reserve)))
 }
 
 // quietBound is what an instance that went quiet may have spent of the
 // window c: up to its share, and at most, beyond what it had spent, what
-// its shortest window allowed it in the time it went on (b.quiet).
+// its shortest window allowed it in the time it went on (b.hold).
 func (b *budgets) quietBound(a *apiBudget, p cluster.Peer, c cluster.Claim) int {
 	bound := max(c.Used, c.Share)
 	for _, l := range a.limits {
@@ -466,7 +564,7 @@ func (b *budgets) quietBound(a *apiBudget, p cluster.Peer, c cluster.Claim) int 
 		if !ok || short.Window >= c.Window || short.Window <= 0 {
 			continue
 		}
-		spans := int((b.quiet + short.Window - 1) / short.Window)
+		spans := int((b.hold + short.Window - 1) / short.Window)
 		bound = min(bound, c.Used+spans*short.Share)
 	}
 	return bound
@@ -500,7 +598,7 @@ func (h *Handler) quotaInWindow(win time.Duration) map[string]map[string]quotaUs
 				continue
 			}
 			if w := a.windows[win]; w != nil {
-				apis[endpoint] = quotaUse{Used: w.used(now), Share: a.granted[win]}
+				apis[endpoint] = quotaUse{Used: w.used(now), Share: b.shareLocked(a, win)}
 			}
 		}
 		out[c.name] = apis

@@ -7,10 +7,7 @@ package wecomauth_test
 // process sharing A's file_system storage.
 
 import (
-	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
 	"testing"
 	"time"
 
@@ -35,11 +32,7 @@ func startCallbackCluster(t *testing.T, extra string) *callbackCluster {
 	global := "storage file_system " + storage + "\n\tadmin " + admin.CaddyAddr()
 	e, _ := startCallbackGateway(t, gatewayOptions{global: global, extra: extra})
 	addr := testcaddy.Listen(t, 1)[0]
-	cfg := fmt.Sprintf("{\n\tadmin off\n\t%s\n\tstorage file_system %s\n}\n%s {\n\twecom_auth {\n\t\tapi_base %s\n%s\n\t\t%s\n\t}\n\treverse_proxy %s\n}\n",
-		testcaddy.DefaultBind, storage, addr.URL(), e.sim, corpBlocks(e.corps), extra, e.backend.addr)
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	testcaddy.Inherit(t, cmd, addr)
-	startProcess(t, cmd, cfg, addr.URL())
+	e.startPeer(t, addr, "storage file_system "+storage, extra)
 	if t.Failed() {
 		t.FailNow()
 	}

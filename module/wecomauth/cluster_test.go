@@ -180,16 +180,13 @@ func TestInstancesShareSessionsAndLogouts(t *testing.T) {
 	)
 	for _, addr := range testcaddy.Listen(t, 2) {
 		urls = append(urls, addr.URL())
-		cfg := fmt.Sprintf("{\n\tadmin off\n\t%s\n\t%s\n}\n%s {\n\twecom_auth {\n\t\tapi_base %s\n%s\n\t}\n\treverse_proxy %s\n}\n",
-			testcaddy.DefaultBind, global, addr.URL(), e.sim, corpBlocks(e.corps), e.backend.addr)
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		testcaddy.Inherit(t, cmd, addr)
-		wg.Go(func() { startProcess(t, cmd, cfg, addr.URL()) })
+		wg.Go(func() { e.startPeer(t, addr, global, "") })
 	}
 	wg.Wait()
 	if t.Failed() {
 		t.FailNow()
 	}
+	waitForShares(t, e, append([]string{e.gw}, urls...)...)
 	a, b := e.gw, urls[0]
 	others := e.at(b, e.sim)
 
@@ -234,6 +231,35 @@ func TestInstancesShareSessionsAndLogouts(t *testing.T) {
 	logoutAt(t, b, tokB)
 	refusedEverywhere(t, "a logout after a reload to reach the others", tokA, urls...)
 	refusedEverywhere(t, "a logout to reach the reloaded instance", tokB, a)
+}
+
+// waitForShares waits until every instance at urls can sign a user in:
+// instances that start together make room for each other in the WeCom
+// budget within seconds (budget.go), and one may have none meanwhile.
+func waitForShares(t *testing.T, e *env, urls ...string) {
+	t.Helper()
+	for _, url := range urls {
+		testcaddy.WaitFor(t, 15*time.Second, "a share of the WeCom budget at "+url, func() bool {
+			r := e.at(url, e.sim).do(http.MethodPost, "/wecom/login", fmt.Sprintf(`{"code":%q}`, e.code("acme", "zhangsan")))
+			return r.status == http.StatusOK
+		})
+	}
+}
+
+// peerConfig is the Caddyfile of another instance of e's gateway at addr:
+// the same corps, simulator and backend, with global options global and
+// extra directives in wecom_auth.
+func (e *env) peerConfig(addr testcaddy.Addr, global, extra string) string {
+	return fmt.Sprintf("{\n\tadmin off\n\t%s\n\t%s\n}\n%s {\n\twecom_auth {\n\t\tapi_base %s\n%s\n\t\t%s\n\t}\n\treverse_proxy %s\n}\n",
+		testcaddy.DefaultBind, global, addr.URL(), e.sim, corpBlocks(e.corps), extra, e.backend.addr)
+}
+
+// startPeer runs another instance of e's gateway at addr, in a process of
+// its own, until the test ends.
+func (e *env) startPeer(t *testing.T, addr testcaddy.Addr, global, extra string) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	testcaddy.Inherit(t, cmd, addr)
+	startProcess(t, cmd, e.peerConfig(addr, global, extra), addr.URL())
 }
 
 // startProcess runs cmd (this test binary, with the sockets it serves

@@ -51,8 +51,7 @@ func startInstances(t *testing.T, e *env, global string, n int) []*instance {
 		wg  sync.WaitGroup
 	)
 	for _, addr := range testcaddy.Listen(t, n) {
-		in := &instance{addr: addr, cfg: fmt.Sprintf("{\n\tadmin off\n\t%s\n\t%s\n}\n%s {\n\twecom_auth {\n\t\tapi_base %s\n%s\n\t}\n\treverse_proxy %s\n}\n",
-			testcaddy.DefaultBind, global, addr.URL(), e.sim, corpBlocks(e.corps), e.backend.addr)}
+		in := &instance{addr: addr, cfg: e.peerConfig(addr, global, "")}
 		out = append(out, in)
 		wg.Go(func() { in.start(t) })
 	}
@@ -60,6 +59,11 @@ func startInstances(t *testing.T, e *env, global string, n int) []*instance {
 	if t.Failed() {
 		t.FailNow()
 	}
+	urls := []string{e.gw}
+	for _, in := range out {
+		urls = append(urls, in.url())
+	}
+	waitForShares(t, e, urls...)
 	return out
 }
 

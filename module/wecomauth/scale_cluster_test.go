@@ -3,8 +3,6 @@ package wecomauth_test
 import (
 	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
 	"strconv"
 	"sync"
 	"testing"
@@ -36,16 +34,13 @@ func TestClusterSharesRechecksAndPauses(t *testing.T) {
 	)
 	for _, addr := range testcaddy.Listen(t, 2) {
 		urls = append(urls, addr.URL())
-		cfg := fmt.Sprintf("{\n\tadmin off\n\t%s\n\t%s\n}\n%s {\n\twecom_auth {\n\t\tapi_base %s\n%s\n\t\t%s\n\t}\n\treverse_proxy %s\n}\n",
-			testcaddy.DefaultBind, global, addr.URL(), e.sim, corpBlocks(e.corps), extra, e.backend.addr)
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		testcaddy.Inherit(t, cmd, addr)
-		wg.Go(func() { startProcess(t, cmd, cfg, addr.URL()) })
+		wg.Go(func() { e.startPeer(t, addr, global, extra) })
 	}
 	wg.Wait()
 	if t.Failed() {
 		t.FailNow()
 	}
+	waitForShares(t, e, urls...)
 	tok := login(t, e, "acme", "zhangsan")
 	e.simJSON(http.MethodPut, "/sim/limits", map[string]any{
 		"latency": []map[string]any{{"endpoint": "user/get", "delay": "300ms"}},
@@ -115,15 +110,8 @@ func TestClusterBudgetHoldsWhileAnInstanceJoins(t *testing.T) {
 		{"endpoint": "jscode2session", "calls": quota, "window": "1m", "block": "1m"},
 		{"endpoint": "user/get", "calls": quota, "window": "1m", "block": "1m"},
 	}}, nil)
-	start := func(addr testcaddy.Addr) {
-		cfg := fmt.Sprintf("{\n\tadmin off\n\t%s\n\t%s\n}\n%s {\n\twecom_auth {\n\t\tapi_base %s\n%s\n\t\t%s\n\t}\n\treverse_proxy %s\n}\n",
-			testcaddy.DefaultBind, global, addr.URL(), e.sim, corpBlocks(e.corps), extra, e.backend.addr)
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		testcaddy.Inherit(t, cmd, addr)
-		startProcess(t, cmd, cfg, addr.URL())
-	}
 	addrs := testcaddy.Listen(t, 2)
-	start(addrs[0])
+	e.startPeer(t, addrs[0], global, extra)
 	urls := []string{e.gw, addrs[0].URL()}
 
 	ok := 0
@@ -149,7 +137,7 @@ func TestClusterBudgetHoldsWhileAnInstanceJoins(t *testing.T) {
 		}
 	}
 	burst(3 * time.Second)
-	start(addrs[1]) // joins a window the first two have spent
+	e.startPeer(t, addrs[1], global, extra) // joins a window the first two have spent
 	urls = append(urls, addrs[1].URL())
 	burst(12 * time.Second) // more than two heartbeats of the newcomer
 

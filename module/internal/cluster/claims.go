@@ -29,11 +29,18 @@ type Claim struct {
 
 // Claimer shares quotas through the heartbeats. Claims is called just
 // before this instance's heartbeat is written, Read just after the others'
-// were read, with what they claimed and how long a read holds (Quiet); a
-// heartbeat that fails does not call Read.
+// were read, with what they claimed and how long what it wrote holds
+// (Hold); a heartbeat that fails does not call Read. Granted, called after
+// Read, is what the claimer may spend now: where that is less than it
+// claimed, the record is written again at once, so that an instance
+// joining meanwhile does not find the room held by claims already given
+// up. Leave is called as the instance leaves: its final claims, after
+// which it spends nothing.
 type Claimer interface {
 	Claims(now time.Time) map[string]Claim
-	Read(now time.Time, peers []Peer, quiet time.Duration)
+	Read(now time.Time, peers []Peer, hold time.Duration)
+	Granted(now time.Time) map[string]Claim
+	Leave(now time.Time) map[string]Claim
 }
 
 // Peer is another instance's heartbeat as last read.
@@ -46,9 +53,14 @@ type Peer struct {
 }
 
 // Quiet is how long a peer's heartbeat may stand still before it is no
-// longer counted live. A claimer whose own heartbeats have failed for that
-// long must stop spending: the others have begun to treat it as gone.
+// longer counted live.
 func (s *State) Quiet() time.Duration { return deadAfter * s.Interval() }
+
+// Hold is how long a claimer may go on spending what it was granted after
+// its last heartbeat was written (a poll that hangs on storage is no reason
+// to stop): twice Quiet. The others count a peer gone quiet at its claims
+// for Hold and a window after they last saw it move, and then forget it.
+func (s *State) Hold() time.Duration { return 2 * s.Quiet() }
 
 // beat is a heartbeat record: the writer's clock in unix ms, then on a
 // second line, when there is any, {"left":…,"claims":{…}}.
@@ -97,6 +109,16 @@ func (s *State) claimsOf(now time.Time, claimers []Claimer) map[string]Claim {
 	return out
 }
 
+// Lowered tells whether any claim of now is smaller than in was.
+func Lowered(was, now map[string]Claim) bool {
+	for k, c := range now {
+		if w, ok := was[k]; ok && c.Share < w.Share {
+			return true
+		}
+	}
+	return false
+}
+
 // claimers are those of the configs lent, each once.
 func (s *State) claimers() []Claimer {
 	s.mu.Lock()
@@ -120,11 +142,32 @@ func (s *State) Peers() []Peer {
 	out := make([]Peer, 0, len(s.peers.m))
 	for _, pr := range s.peers.m {
 		out = append(out, Peer{
-			Live:   !pr.beat.Left && now.Sub(pr.changed) <= limit,
+			Live:   pr.live(now, limit),
 			Left:   pr.beat.Left,
 			Seen:   pr.changed,
 			Claims: pr.beat.Claims,
 		})
 	}
 	return out
+}
+
+// unclaimed are those of claimers that have not yet written a claim.
+func (s *State) unclaimed(claimers []Claimer) []Claimer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Claimer
+	for _, c := range claimers {
+		if !s.claimed[c] {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func (s *State) markClaimed(claimers []Claimer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range claimers {
+		s.claimed[c] = true
+	}
 }

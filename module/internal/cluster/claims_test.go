@@ -1,7 +1,9 @@
 package cluster
 
 import (
+	"os"
 	"path"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +17,7 @@ type claimer struct {
 	claims map[string]Claim
 	calls  []string // "claims" and "read", in order
 	peers  []Peer
+	grant  int // what Granted answers at most
 }
 
 func (c *claimer) Claims(time.Time) map[string]Claim {
@@ -33,6 +36,28 @@ func (c *claimer) Read(_ time.Time, peers []Peer, _ time.Duration) {
 	defer c.mu.Unlock()
 	c.calls = append(c.calls, "read")
 	c.peers = peers
+}
+
+func (c *claimer) Granted(time.Time) map[string]Claim {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string]Claim{}
+	for k, v := range c.claims {
+		v.Share = min(v.Share, c.grant)
+		out[k] = v
+	}
+	return out
+}
+
+func (c *claimer) Leave(time.Time) map[string]Claim {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string]Claim{}
+	for k, v := range c.claims {
+		v.Share = v.Used
+		out[k] = v
+	}
+	return out
 }
 
 func (c *claimer) last() []Peer {
@@ -60,8 +85,8 @@ func claimingInstance(t *testing.T, st *store, c *clock, cl *claimer) (*State, *
 // spent as its share; its record stays as long as its window counts.
 func TestClaimsTravelInHeartbeats(t *testing.T) {
 	dir, c := t.TempDir(), newClock()
-	ca := &claimer{claims: map[string]Claim{"k@1h": {Used: 3, Share: 40, Window: time.Hour}}}
-	cb := &claimer{claims: map[string]Claim{"k@1h": {Used: 0, Share: 5, Window: time.Hour}}}
+	ca := &claimer{claims: map[string]Claim{"k@1h": {Used: 3, Share: 40, Window: time.Hour}}, grant: 100}
+	cb := &claimer{claims: map[string]Claim{"k@1h": {Used: 0, Share: 5, Window: time.Hour}}, grant: 100}
 	a, la := claimingInstance(t, fileStore(dir), c, ca)
 	b, _ := claimingInstance(t, fileStore(dir), c, cb)
 	sync1(a)
@@ -79,6 +104,15 @@ func TestClaimsTravelInHeartbeats(t *testing.T) {
 	}
 	if peers := ca.last(); len(peers) != 1 || peers[0].Claims["k@1h"].Share != 5 {
 		t.Fatalf("a read %+v, want b's claim", peers)
+	}
+	// A claim given up on reading is written again at once.
+	cb.mu.Lock()
+	cb.grant = 2
+	cb.mu.Unlock()
+	sync1(b)
+	sync1(a) // a's own record stands; it reads b's
+	if peers := ca.last(); len(peers) != 1 || peers[0].Claims["k@1h"].Share != 2 {
+		t.Fatalf("a read %+v, want b's claim lowered to what b was granted", peers)
 	}
 
 	a.leave(la)
@@ -120,5 +154,56 @@ func TestHeartbeatWithoutClaims(t *testing.T) {
 	}
 	if _, _, err := decodeBeat([]byte("5\n{not json")); err == nil {
 		t.Error("a broken record read without error")
+	}
+}
+
+// A storage that loses its records (FLUSHALL, a Redis restarted without
+// persistence) does not make the others forget what a peer claimed: it is
+// kept, gone, with its claims, until they no longer count, and is live
+// again once it writes its heartbeat again.
+func TestVanishedPeerKeepsItsClaims(t *testing.T) {
+	dir, c := t.TempDir(), newClock()
+	ca := &claimer{claims: map[string]Claim{"k@1m": {Used: 7, Share: 40, Window: time.Minute}}, grant: 100}
+	cb := &claimer{claims: map[string]Claim{"k@1m": {Share: 5, Window: time.Minute}}, grant: 100}
+	a, _ := claimingInstance(t, fileStore(dir), c, ca)
+	b, _ := claimingInstance(t, fileStore(dir), c, cb)
+	sync1(a)
+	sync1(b)
+	if err := os.RemoveAll(filepath.Join(dir, instancesDir)); err != nil {
+		t.Fatal(err)
+	}
+	c.Add(time.Second)
+	sync1(b)
+	peers := cb.last()
+	if len(peers) != 1 || peers[0].Live || peers[0].Claims["k@1m"].Used != 7 {
+		t.Fatalf("after the records vanished b reads %+v, want a kept, not live, with its claims", peers)
+	}
+	c.Add(time.Second)
+	sync1(a)
+	sync1(b)
+	if peers := cb.last(); len(peers) != 1 || !peers[0].Live {
+		t.Fatalf("after a wrote again b reads %+v, want a live", peers)
+	}
+}
+
+// Leaving waits for a poll under way, and no heartbeat is written after
+// the last one: a poll that took the storage before the leave must not
+// write over the record that says the instance left.
+func TestLeaveIsTheLastHeartbeat(t *testing.T) {
+	dir, c := t.TempDir(), newClock()
+	ca := &claimer{claims: map[string]Claim{"k@1m": {Used: 7, Share: 40, Window: time.Minute}}, grant: 100}
+	a, la := claimingInstance(t, fileStore(dir), c, ca)
+	sync1(a)
+	a.leave(la)
+	c.Add(time.Second)
+	sync1(a) // a poll after the leave
+	b, _ := claimingInstance(t, fileStore(dir), c, &claimer{grant: 100})
+	sync1(b)
+	var found bool
+	for _, p := range b.Peers() {
+		found = found || (p.Left && p.Claims["k@1m"] == Claim{Used: 7, Share: 7, Window: time.Minute})
+	}
+	if !found {
+		t.Fatalf("b reads %+v, want a left with what it spent", b.Peers())
 	}
 }

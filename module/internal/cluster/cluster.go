@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	mrand "math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +37,10 @@ const Root = "wecomgate"
 const DefaultPoll = 5 * time.Second
 
 var pool = caddy.NewUsagePool()
+
+// fastPolls is how many polls a new State makes a second or so apart
+// before it keeps to the interval (claims.go).
+const fastPolls = 5
 
 // storesInFlight bounds the event writes left running past their caller.
 const storesInFlight = 8
@@ -55,9 +60,9 @@ type State struct {
 	synced  string  // name of the storage the index was loaded from
 	loaded  bool    // the index holds everything synced had at load
 	kept    map[string][]byte
-	marker  string    // the storage's marker as last seen
-	beaten  bool      // a heartbeat was written (under syncMu)
-	lastRun time.Time // of the once-a-minute upkeep
+	marker  string           // the storage's marker as last seen
+	claimed map[Claimer]bool // claimers that wrote a claim
+	lastRun time.Time        // of the once-a-minute upkeep
 
 	events  *index
 	buckets *bucketLog
@@ -66,6 +71,8 @@ type State struct {
 
 	inFlight chan struct{} // storeWithin's writes running
 	syncMu   sync.Mutex    // one poll at a time
+	left     atomic.Bool   // the last heartbeat is written (leave.go)
+	soon     atomic.Bool   // a claimer is starved: poll again shortly
 	sweeping atomic.Bool   // sweepFacts is running
 	stop     chan struct{}
 	done     chan struct{}
@@ -119,6 +126,7 @@ func Join(ctx caddy.Context, now func() time.Time, claimer Claimer) (*Member, er
 		own.claimer = claimer
 		s.mu.Unlock()
 	}
+	s.left.Store(false) // a config after the last one left (tests): beat again
 	// The index must hold the cluster's events before this config serves
 	// a request; if storage cannot answer now, the poll keeps trying.
 	// A poll already running (storage hanging) must not hold up a reload:
@@ -175,6 +183,7 @@ func newState(logger *zap.Logger, now func() time.Time) *State {
 		clock:    now,
 		id:       hex.EncodeToString(id[:]),
 		kept:     map[string][]byte{},
+		claimed:  map[Claimer]bool{},
 		events:   newIndex(),
 		buckets:  newBucketLog(),
 		pending:  newPending(),
@@ -206,13 +215,20 @@ func (s *State) storage() (certmagic.Storage, string) {
 
 func (s *State) poll() {
 	defer close(s.done)
-	for {
+	for polls := 0; ; polls++ {
 		interval := s.Interval()
+		if polls < fastPolls || s.soon.Load() {
+			// Just started, or a claimer got nothing: instances that
+			// started at about the same time make room for each other
+			// within seconds, not polls. Jittered, so that two starved
+			// newcomers do not keep colliding.
+			interval = min(interval, time.Second+mrand.N(500*time.Millisecond))
+		}
 		select {
 		case <-s.stop:
 			return
 		case <-time.After(interval):
-			ctx, cancel := context.WithTimeout(context.Background(), interval)
+			ctx, cancel := context.WithTimeout(context.Background(), s.Interval())
 			s.Sync(ctx)
 			cancel()
 		}

@@ -37,6 +37,7 @@ type peers struct {
 type peer struct {
 	value    int64     // the writer's clock, unix ms, as last read
 	beat     beat      // what came with it
+	vanished bool      // its record is no longer listed
 	changed  time.Time // this instance's clock when value last changed
 	warnedAt time.Time
 }
@@ -44,46 +45,63 @@ type peer struct {
 func newPeers() *peers { return &peers{m: map[string]*peer{}} }
 
 func (s *State) heartbeat(ctx context.Context, st certmagic.Storage, now time.Time) error {
+	if s.left.Load() {
+		return nil // its last record says it left (leave.go)
+	}
 	claimers := s.claimers()
-	if !s.beaten && len(claimers) > 0 {
-		// The first claims are made on a fresh view of the others, so
-		// that a lone instance claims its whole share at once.
-		if err := s.readPeers(ctx, st, now); err != nil {
+	if fresh := s.unclaimed(claimers); len(fresh) > 0 {
+		// A claimer's first claims are made on a fresh view of the
+		// others, so that a lone instance claims its whole share at once.
+		if err := s.readPeers(ctx, st); err != nil {
 			return err
 		}
 		peers := s.Peers()
-		for _, c := range claimers {
-			c.Read(now, peers, s.Quiet())
+		for _, c := range fresh {
+			c.Read(now, peers, s.Hold())
 		}
 	}
-	own := encodeBeat(now, beat{Claims: s.claimsOf(now, claimers)})
-	if err := st.Store(ctx, path.Join(instancesDir, s.id), own); err != nil {
+	claims := s.claimsOf(now, claimers)
+	key := path.Join(instancesDir, s.id)
+	if err := st.Store(ctx, key, encodeBeat(now, beat{Claims: claims})); err != nil {
 		return err
 	}
-	s.beaten = true
-	if err := s.readPeers(ctx, st, now); err != nil {
+	s.markClaimed(claimers)
+	if err := s.readPeers(ctx, st); err != nil {
 		return err
 	}
 	peers := s.Peers()
+	granted := map[string]Claim{}
 	for _, c := range claimers {
-		c.Read(now, peers, s.Quiet())
+		c.Read(now, peers, s.Hold())
+		for k, v := range c.Granted(now) {
+			granted[k] = v
+		}
+	}
+	starved := false
+	for _, c := range granted {
+		starved = starved || c.Share == 0
+	}
+	s.soon.Store(starved) // poll again shortly: the others are making room
+	if Lowered(claims, granted) {
+		return st.Store(ctx, key, encodeBeat(now, beat{Claims: granted}))
 	}
 	return nil
 }
 
-// readPeers reads the others' heartbeats.
-func (s *State) readPeers(ctx context.Context, st certmagic.Storage, now time.Time) error {
+// readPeers reads the others' heartbeats. Each is seen at this instance's
+// time after it was loaded: never before it was written.
+func (s *State) readPeers(ctx context.Context, st certmagic.Storage) error {
 	keys, err := st.List(ctx, instancesDir, false)
 	if err != nil && !notExist(err) { // none yet: the first instance's first look
 		return err
 	}
-	seen := map[string]bool{}
+	listed := map[string]bool{}
 	for _, k := range keys {
 		id := path.Base(k)
 		if id == s.id {
 			continue
 		}
-		seen[id] = true
+		listed[id] = true
 		b, err := st.Load(ctx, k)
 		if err != nil {
 			continue // gone meanwhile
@@ -92,18 +110,17 @@ func (s *State) readPeers(ctx context.Context, st certmagic.Storage, now time.Ti
 		if err != nil {
 			continue
 		}
-		if forget := s.peers.saw(id, v, bt, now, s.Interval(), s.logger); forget {
+		if forget := s.peers.saw(id, v, bt, s.now(), s.keepFor, s.logger); forget {
 			_ = st.Delete(ctx, k)
 		}
 	}
-	s.peers.keepOnly(seen)
+	s.peers.vanish(listed, s.now(), s.keepFor)
 	return nil
 }
 
 // saw records a peer's value; it answers whether the record is so old that
-// it should be deleted: forgetAfter, or as long as what it claims to have
-// spent still counts at WeCom (after it could still spend, Quiet).
-func (p *peers) saw(id string, value int64, b beat, now time.Time, interval time.Duration, logger *zap.Logger) bool {
+// it should be deleted (keepFor).
+func (p *peers) saw(id string, value int64, b beat, now time.Time, keepFor func(beat) time.Duration, logger *zap.Logger) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	pr, ok := p.m[id]
@@ -112,8 +129,10 @@ func (p *peers) saw(id string, value int64, b beat, now time.Time, interval time
 		p.m[id] = pr
 		return false
 	}
-	if value != pr.value || b.Left != pr.beat.Left {
-		pr.value, pr.beat, pr.changed = value, b, now
+	moved := value != pr.value || b.Left != pr.beat.Left || pr.vanished
+	pr.beat, pr.vanished = b, false // a record rewritten in the same heartbeat lowers its claims
+	if moved {
+		pr.value, pr.changed = value, now
 		// Written at most a poll ago by the writer's clock.
 		offset := time.UnixMilli(value).Sub(now)
 		if (offset > skewWarn || offset < -skewWarn-2*DefaultPoll) && now.Sub(pr.warnedAt) > 10*time.Minute {
@@ -123,18 +142,37 @@ func (p *peers) saw(id string, value int64, b beat, now time.Time, interval time
 		}
 		return false
 	}
-	keep := max(forgetAfter, pr.beat.longestWindow()+(deadAfter+1)*interval)
-	return now.Sub(pr.changed) > keep
+	return now.Sub(pr.changed) > keepFor(pr.beat)
 }
 
-func (p *peers) keepOnly(seen map[string]bool) {
+// vanish keeps the peers whose records are no longer listed (a storage
+// that lost its data, a record another instance deleted) as gone, with
+// their last claims, for as long as those count: what they spent still
+// counts at WeCom.
+func (p *peers) vanish(listed map[string]bool, now time.Time, keepFor func(beat) time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for id := range p.m {
-		if !seen[id] {
+	for id, pr := range p.m {
+		if listed[id] {
+			continue
+		}
+		pr.vanished = true
+		if now.Sub(pr.changed) > keepFor(pr.beat) {
 			delete(p.m, id)
 		}
 	}
+}
+
+// keepFor is how long a record that stopped moving is kept: forgetAfter,
+// or as long as what it claims to have spent may still count at WeCom
+// (its window, after the writer may have gone on spending: Hold).
+func (s *State) keepFor(b beat) time.Duration {
+	return max(forgetAfter, b.longestWindow()+s.Hold()+s.Interval())
+}
+
+// live tells whether the peer's heartbeat moved within limit of now.
+func (pr *peer) live(now time.Time, limit time.Duration) bool {
+	return !pr.beat.Left && !pr.vanished && now.Sub(pr.changed) <= limit
 }
 
 // Instances is the number of live instances sharing the storage, this one
@@ -145,7 +183,7 @@ func (s *State) Instances() int {
 	defer s.peers.mu.Unlock()
 	n := 1
 	for _, pr := range s.peers.m {
-		if !pr.beat.Left && now.Sub(pr.changed) <= limit {
+		if pr.live(now, limit) {
 			n++
 		}
 	}

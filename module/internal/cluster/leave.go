@@ -18,19 +18,19 @@ import (
 // leave writes this instance's last heartbeat through l (best effort: a
 // record left behind stops counting as live after deadAfter polls anyway,
 // and its claims are then read as those of an instance that may have spent
-// up to its share).
+// up to its share). It waits for a poll under way, so that no heartbeat is
+// written over it.
 func (s *State) leave(l *lent) {
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
+	s.left.Store(true)
 	now := s.clock()
 	if l.now != nil {
 		now = l.now()
 	}
 	var claims map[string]Claim
 	if l.claimer != nil {
-		claims = l.claimer.Claims(now)
-		for k, c := range claims {
-			c.Share = c.Used // it makes no more calls
-			claims[k] = c
-		}
+		claims = l.claimer.Leave(now)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
