@@ -75,7 +75,7 @@ func ForgetLocalFacts(h *Handler) {
 	b.mu.Unlock()
 }
 
-// WaitRefreshes waits for the background refreshes in flight.
+// WaitRefreshes waits for the background refreshes running or waiting.
 func WaitRefreshes(h *Handler) { h.shared.refreshWG.Wait() }
 
 // QuotaInUse is quotaInUse, for tests.
@@ -92,3 +92,15 @@ func QuotaInUse(h *Handler) map[string]map[string]int {
 
 // QuotaCollector is the collector of the quota metrics, for tests.
 func QuotaCollector() prometheus.Collector { return quotaCollector{} }
+
+// MaxRefreshing is how many background refreshes run at once per API base.
+const MaxRefreshing = maxRefreshing
+
+// BackgroundRefreshes is how many background refreshes of h's API base are
+// running (or about to) and how many wait for their turn.
+func BackgroundRefreshes(h *Handler) (running, waiting int) {
+	s := &h.shared.refreshers
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.workers, len(s.waiting)
+}

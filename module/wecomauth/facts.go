@@ -38,8 +38,16 @@ import (
 // it in storage.
 const aheadPart = 0.2
 
-// maxRefreshing bounds the background refreshes in flight per API base.
-const maxRefreshing = 16
+// maxRefreshing bounds the background refreshes in flight per API base;
+// maxRefreshWaiting the ones waiting for their turn. A refresh that
+// finds the others busy waits rather than being left to the user's next
+// request: users who signed in together reach their refresh points
+// together, many at once, and the next request may come after recheck has
+// run out, and wait on WeCom.
+const (
+	maxRefreshing     = 16
+	maxRefreshWaiting = 1024
+)
 
 // fact is one cached answer. value is the kind's own (*userFacts,
 // map[int64]bool, *tagSet).
@@ -261,7 +269,8 @@ func (h *Handler) toStorage(ctx context.Context, q *factQuery, f *fact) {
 
 // refreshAhead asks again in the background for an answer in use that is
 // in the last part of `recheck` (from this instance's own point in it),
-// once at a time per answer and within maxRefreshing per API base.
+// once at a time per answer, maxRefreshing at a time per API base and the
+// others in turn.
 func (h *Handler) refreshAhead(q *factQuery, f *fact, now time.Time) {
 	recheck := time.Duration(h.Recheck)
 	start := time.Duration(float64(recheck) * (1 - aheadPart + aheadPart/2*h.spread(q.key)))
@@ -272,21 +281,20 @@ func (h *Handler) refreshAhead(q *factQuery, f *fact, now time.Time) {
 	if _, busy := s.refreshing.LoadOrStore(q.key, struct{}{}); busy {
 		return
 	}
-	select {
-	case s.refreshSlots <- struct{}{}:
-	default:
-		s.refreshing.Delete(q.key) // full: the next request tries again
-		return
-	}
 	bg := *q
 	bg.prio, bg.floor = prioBackground, nil
 	s.refreshWG.Add(1)
-	go func() {
+	queued := s.enqueue(func() {
 		defer func() {
-			<-s.refreshSlots
 			s.refreshing.Delete(q.key)
 			s.refreshWG.Done()
 		}()
+		if cur := bg.cached(); cur != nil && cur.checkedAt.After(f.checkedAt) {
+			// Renewed while it waited (by a request past recheck, a
+			// sign-in, another instance's answer).
+			metrics.aheadRefreshes.WithLabelValues(q.kind.name, "overtaken").Inc()
+			return
+		}
 		_, err := h.refresh(context.Background(), &bg, f)
 		result := "ok"
 		var nb *errNoBudget
@@ -299,7 +307,12 @@ func (h *Handler) refreshAhead(q *factQuery, f *fact, now time.Time) {
 			result = "failed"
 		}
 		metrics.aheadRefreshes.WithLabelValues(q.kind.name, result).Inc()
-	}()
+	})
+	if !queued {
+		s.refreshing.Delete(q.key) // too many waiting: the next request tries again
+		s.refreshWG.Done()
+		metrics.aheadRefreshes.WithLabelValues(q.kind.name, "queue_full").Inc()
+	}
 }
 
 // spread is a number in [0, 1) particular to this instance and key.
@@ -336,11 +349,41 @@ func safeKey(s string) string {
 
 // refreshers are the shared state of background refreshes (in shared).
 type refreshers struct {
-	refreshing   sync.Map // key → struct{}
-	refreshSlots chan struct{}
-	refreshWG    sync.WaitGroup
+	refreshing sync.Map // key → struct{}: waiting or running
+	refreshWG  sync.WaitGroup
+
+	mu      sync.Mutex
+	waiting []func() // in the order they came
+	workers int      // running them, at most maxRefreshing
 }
 
-func newRefreshers() refreshers {
-	return refreshers{refreshSlots: make(chan struct{}, maxRefreshing)}
+// enqueue has run called by a worker, started if fewer than maxRefreshing
+// run; false when maxRefreshWaiting wait already.
+func (s *refreshers) enqueue(run func()) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.waiting) >= maxRefreshWaiting {
+		return false
+	}
+	s.waiting = append(s.waiting, run)
+	if s.workers < maxRefreshing {
+		s.workers++
+		go s.work()
+	}
+	return true
+}
+
+// work runs waiting refreshes until there are none.
+func (s *refreshers) work() {
+	s.mu.Lock()
+	for len(s.waiting) > 0 {
+		run := s.waiting[0]
+		s.waiting[0] = nil
+		s.waiting = s.waiting[1:]
+		s.mu.Unlock()
+		run()
+		s.mu.Lock()
+	}
+	s.workers--
+	s.mu.Unlock()
 }

@@ -66,7 +66,7 @@ func initMetrics() {
 		}, []string{"corp", "endpoint"})
 		metrics.aheadRefreshes = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Name: "background_refreshes_total",
-			Help: "Answers in use refreshed in the background before recheck ran out, by kind and result (ok, deferred by the budget, failed).",
+			Help: "Answers in use refreshed in the background before recheck ran out, by kind and result (ok, failed, deferred by the budget, claimed_elsewhere by another instance, overtaken by a newer answer while it waited its turn, queue_full when too many waited).",
 		}, []string{"kind", "result"})
 		metrics.sharedFacts = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Name: "shared_facts_used_total",

@@ -1,9 +1,14 @@
 package wecomauth_test
 
 import (
+	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -230,5 +235,222 @@ func TestQuotaMetrics(t *testing.T) {
 		if got[k] != v {
 			t.Errorf("%s = %v, want %v (all: %v)", k, got[k], v, got)
 		}
+	}
+}
+// slowUserGet stands before the simulator as a WeCom whose user/get takes
+// latency on a clock of its own, which moves only when the test sets it
+// (the handler reads it too): a background refresh is in flight for that
+// long, and a request that waits on user/get cannot be answered until the
+// test moves the clock, which it does not do while serving one. A user/get
+// made while a request is being served and still held after patience (real
+// time) is one that request waits on: it is counted in waited and let
+// through.
+type slowUserGet struct {
+	next     atomic.Pointer[http.Handler]
+	latency  time.Duration
+	patience time.Duration
+	waited   atomic.Int64
+	passing  atomic.Bool // while signing in: nothing is held
+	open     atomic.Bool // the test is over: nothing is held
+
+	mu      sync.Mutex
+	now     time.Time
+	moved   chan struct{}     // closed when the clock moves
+	serving chan struct{}     // while a request is served; closed when it is answered
+	dues    map[int]time.Time // the user/get held, by when they answer
+	seq     int
+}
+
+func newSlowUserGet(start time.Time, latency time.Duration) *slowUserGet {
+	return &slowUserGet{latency: latency, patience: 250 * time.Millisecond, now: start,
+		moved: make(chan struct{}), dues: map[int]time.Time{}}
+}
+
+func (g *slowUserGet) Now() time.Time {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.now
+}
+
+func (g *slowUserGet) set(t time.Time) {
+	g.mu.Lock()
+	g.now = t
+	close(g.moved)
+	g.moved = make(chan struct{})
+	g.mu.Unlock()
+}
+
+// held is how many user/get are held for a later time.
+func (g *slowUserGet) held() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := 0
+	for _, due := range g.dues {
+		if due.After(g.now) {
+			n++
+		}
+	}
+	return n
+}
+
+func (g *slowUserGet) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasSuffix(r.URL.Path, "/"+wecomsim.EndpointUserGet) && !g.passing.Load() {
+		g.hold(r)
+	}
+	(*g.next.Load()).ServeHTTP(w, r)
+}
+
+func (g *slowUserGet) hold(r *http.Request) {
+	g.mu.Lock()
+	id, due, done := g.seq, g.now.Add(g.latency), g.serving
+	g.seq++
+	g.dues[id] = due
+	g.mu.Unlock()
+	defer func() {
+		g.mu.Lock()
+		delete(g.dues, id)
+		g.mu.Unlock()
+	}()
+	var patience <-chan time.Time
+	if done != nil {
+		t := time.NewTimer(g.patience)
+		defer t.Stop()
+		patience = t.C
+	}
+	for !g.open.Load() {
+		g.mu.Lock()
+		if !g.now.Before(due) {
+			g.mu.Unlock()
+			return
+		}
+		moved := g.moved
+		g.mu.Unlock()
+		select {
+		case <-moved:
+		case <-r.Context().Done(): // the caller gave up on it
+			return
+		case <-done: // answered without it: a background refresh
+			done, patience = nil, nil
+		case <-patience:
+			g.waited.Add(1)
+			return
+		}
+	}
+}
+
+// serve runs fn as one request and tells whether it waited on user/get.
+func (g *slowUserGet) serve(fn func()) (waited bool) {
+	before := g.waited.Load()
+	done := make(chan struct{})
+	g.mu.Lock()
+	g.serving = done
+	g.mu.Unlock()
+	fn()
+	g.mu.Lock()
+	g.serving = nil
+	g.mu.Unlock()
+	close(done)
+	return g.waited.Load() != before
+}
+
+// settle waits until every background refresh of h is either held by a
+// user/get that answers at a later time or waiting for one of those to
+// end, as it would be if no real time passed.
+func (g *slowUserGet) settle(t *testing.T, h *wecomauth.Handler) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		running, waiting := wecomauth.BackgroundRefreshes(h)
+		held := g.held()
+		if running == held && (waiting == 0 || running == wecomauth.MaxRefreshing) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("background refreshes did not settle: %d running, %d waiting, %d user/get held", running, waiting, held)
+		}
+		time.Sleep(50 * time.Microsecond) // for the refreshes' goroutines, not for the clock
+	}
+}
+
+// Every user stays off WeCom from the first recheck after signing in on,
+// where bench/scale.sh found about one in six waiting (issue 15). As there,
+// 100 users sign in within a second and a half, each then makes a request
+// every second at its own phase, recheck is 10 s and user/get takes 300 ms:
+// every user is seen in the last part of recheck before their first
+// recheck, and no request, the first recheck's included, waits on user/get.
+// (The users' refresh-ahead windows all come within a few seconds, more
+// than maxRefreshing refreshes at once.)
+func TestRefreshAheadCoversTheFirstRecheckAfterSignIn(t *testing.T) {
+	const (
+		users   = 100
+		recheck = 10 * time.Second
+		span    = 3 * recheck
+	)
+	wecom := newSlowUserGet(time.Date(2026, 12, 1, 23, 44, 0, 123_456_789, time.UTC), 300*time.Millisecond)
+	front := httptest.NewServer(wecom)
+	t.Cleanup(front.Close)
+	t.Cleanup(func() { wecom.open.Store(true); wecom.set(wecom.Now()) }) // before the close
+	g := newUnitGW(t, func(h *wecomauth.Handler) {
+		h.Recheck = caddy.Duration(recheck)
+		h.APIBase = front.URL
+	})
+	wecomauth.SetClock(g.h, wecom.Now)
+	var sim http.Handler = g.sim
+	wecom.next.Store(&sim)
+
+	type event struct {
+		at   time.Time
+		user int
+		k    int // -1: the sign-in; else the request's number
+	}
+	start := wecom.Now()
+	signedIn := make([]time.Time, users)
+	var events []event
+	for i := range users {
+		if err := g.sim.SetUser("acme", wecomsim.User{UserID: fmt.Sprintf("s%04d", i), Name: fmt.Sprintf("用户%d", i)}); err != nil {
+			t.Fatal(err)
+		}
+		signedIn[i] = start.Add(time.Duration(i) * 13 * time.Millisecond)
+		events = append(events, event{at: signedIn[i], user: i, k: -1})
+	}
+	run := signedIn[users-1].Add(50 * time.Millisecond)
+	for i := range users {
+		phase := time.Duration(i*7919%1000) * time.Millisecond
+		for k := 0; time.Duration(k)*time.Second+phase < span; k++ {
+			events = append(events, event{at: run.Add(phase + time.Duration(k)*time.Second), user: i, k: k})
+		}
+	}
+	sort.SliceStable(events, func(a, b int) bool { return events[a].at.Before(events[b].at) })
+
+	tokens := make([]string, users)
+	var late []string
+	for _, e := range events {
+		wecom.set(e.at)
+		wecom.settle(t, g.h)
+		if e.k < 0 {
+			wecom.passing.Store(true)
+			tokens[e.user] = login(t, g, "acme", fmt.Sprintf("s%04d", e.user))
+			wecom.passing.Store(false)
+			continue
+		}
+		var rec *httptest.ResponseRecorder
+		waited := wecom.serve(func() { rec, _ = g.get(t, "/api/x", tokens[e.user]) })
+		if rec.Code != http.StatusOK {
+			t.Fatalf("s%04d, request %v after signing in: %d %s", e.user, e.at.Sub(signedIn[e.user]), rec.Code, rec.Body)
+		}
+		if waited {
+			late = append(late, fmt.Sprintf("s%04d at %v", e.user, e.at.Sub(signedIn[e.user]).Round(time.Millisecond)))
+		}
+	}
+	wecom.open.Store(true)
+	wecom.set(wecom.Now())
+	wecomauth.WaitRefreshes(g.h)
+	if len(late) > 0 {
+		t.Errorf("%d requests of %d users waited on user/get: %s", len(late), users, strings.Join(late, ", "))
+	}
+	// One user/get per user at sign-in and one per recheck after (a
+	// refresh ahead comes a little earlier than recheck).
+	if n, most := g.userGets(), users*(1+int(span/recheck)+1); n > most {
+		t.Errorf("%d user/get, want at most %d", n, most)
 	}
 }

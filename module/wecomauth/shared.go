@@ -67,7 +67,6 @@ func newShared(apiBase string, logger *zap.Logger) *shared {
 		spent:        cache.New(codeLifetime, time.Minute),
 		burned:       cache.New(codeLifetime, time.Minute),
 		budgets:      newBudgets(apiBase),
-		refreshers:   newRefreshers(),
 	}
 	s.userKind = &factKind{name: "users", endpoint: "user/get", local: s.users, encode: encodeUser, decode: decodeUser}
 	s.deptKind = &factKind{name: "departments", endpoint: "department/simplelist", local: s.directory, encode: encodeTree, decode: decodeTree}
