@@ -34,8 +34,9 @@
 #      busiest RECHECK window against the quota.
 #
 # Each row's RESULT line (on stdout, for bench/report) starts with the row's
-# name (cluster, fast, slow, over), then at= (unix seconds when it started)
-# and load= (the load average then, 1/5/15 min), then scalebench's fields.
+# name (cluster, fast, slow, over), then at= (unix seconds when it started),
+# load= (the load average then, 1/5/15 min), cpus=, instances= (and, row 1,
+# limit=), then scalebench's fields.
 #
 # Environment, with defaults: USERS 1000, DURATION 60, RECHECK 10 (seconds),
 # INTERVAL 1s (each user's time between requests), LAT_USERS USERS,
@@ -199,7 +200,7 @@ row() {
 	shift
 	at=$(date +%s)
 	load=$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' /)
-	sed "s|^RESULT |RESULT $name at=$at load=$load instances=$INSTANCES${*:+ $*} |"
+	sed "s|^RESULT |RESULT $name at=$at load=$load cpus=$(nproc) instances=$INSTANCES${*:+ $*} |"
 }
 
 echo "machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(uname -sr), $(go env GOVERSION), commit $(git rev-parse --short HEAD), $(date -u '+%Y-%m-%d %H:%M UTC')"
