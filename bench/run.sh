@@ -15,8 +15,8 @@
 #   --go        after the HTTP rows, run the Go benchmarks of the middleware (default)
 #   --no-go     skip them
 #   --scale     after the HTTP rows, run issue 15's rows with bench/scale.sh
-#               (default; about 6 minutes with the defaults below: the cluster
-#               row about 1.5, latency 2.5, over budget 2)
+#               (default; about 5 minutes with the defaults below: the cluster
+#               row about 1, latency 2, over budget 2)
 #   --no-scale  skip them
 #   -h, --help  this text
 #
