@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# usage: bench/run.sh [--no-go | --go]
+# usage: bench/run.sh [--no-go | --go] [--no-scale | --scale]
 #
 # Measures wecom_auth against bare Caddy on 127.0.0.1 and writes the results
 # as Markdown (bench/README.md explains them). Needs go, curl and wrk, and
@@ -14,6 +14,10 @@
 #
 #   --go        after the HTTP rows, run the Go benchmarks of the middleware (default)
 #   --no-go     skip them
+#   --scale     after the HTTP rows, run issue 15's rows with bench/scale.sh
+#               (default; about 5 minutes with the defaults below: the cluster
+#               row about 1, latency 2, over budget 2)
+#   --no-scale  skip them
 #   -h, --help  this text
 #
 # Environment, with defaults:
@@ -35,20 +39,26 @@ KNOBS=(
 	"LOGIN_CONNS 32 loginbench connections"
 	"OTHER_MAX 5 % of the machine's CPU other programs may use before a run counts as disturbed"
 	"RETRIES 4 disturbed runs made again after the rounds, at most, over the whole table"
+	"SCALE_USERS 1000 users of the scale rows' cluster row (bench/scale.sh's USERS)"
+	"SCALE_DURATION 60 seconds measured of the cluster and over-budget rows"
+	"SCALE_LAT_USERS 300 users of the latency row (at 1000 the 2 CPUs saturate)"
+	"SCALE_LAT_DURATION 40 seconds measured of each half of the latency row"
+	"SCALE_OVER_USERS 300 steady users of the over-budget row (quota: a third of their rechecks)"
+	"SCALE_LOGIN_RATE 1 new users signing in per second during the over-budget row"
 )
 
 usage() { # the comment at the top, then the knobs
 	sed -n '2,/^set -/{/^set -/d;s/^# \{0,1\}//;p}' "$0"
 	for k in "${KNOBS[@]}"; do
 		read -r name def meaning <<<"$k"
-		printf '  %-15s %-3s %s\n' "$name" "$def" "$meaning"
+		printf '  %-18s %-4s %s\n' "$name" "$def" "$meaning"
 	done
 	cat <<'EOF'
-  OUT             bench/results.md  where the Markdown goes
-  KEEP_TMP        unset  set to keep the temporary directory: Caddy logs and raw/,
-                         the raw measurements (go run ./bench/report results
-                         DIR/raw remakes the Markdown from them)
-  TMPDIR          /tmp   where the temporary directory is made
+  OUT                bench/results.md  where the Markdown goes
+  KEEP_TMP           unset  set to keep the temporary directory: Caddy logs and raw/,
+                            the raw measurements (go run ./bench/report results
+                            DIR/raw remakes the Markdown from them)
+  TMPDIR             /tmp   where the temporary directory is made
 EOF
 }
 
@@ -56,10 +66,13 @@ say() { printf '\n== %s\n' "$*" >&2; }
 die() { printf 'run.sh: %s\n' "$*" >&2 && exit 1; }
 
 GO_BENCH=1
+SCALE=1
 for arg in "$@"; do
 	case $arg in
 	--no-go) GO_BENCH=0 ;;
 	--go) GO_BENCH=1 ;;
+	--no-scale) SCALE=0 ;;
+	--scale) SCALE=1 ;;
 	-h | --help) usage && exit 0 ;;
 	*) die "unknown argument $arg (try --help)" ;;
 	esac
@@ -303,6 +316,22 @@ snapshot after >>"$RAW/login.raw"
 echo "T1=$(date +%s)" >>"$RAW/meta"
 
 "$REPORT" tables "$RAW" >&2
+
+# --- issue 15's rows: a cluster of gateways against the simulator ------------------
+
+if [ "$SCALE" = 1 ]; then
+	stop_caddy # frees the CPUs for them
+	say "the scale rows (bench/scale.sh): cluster ($SCALE_USERS users, ${SCALE_DURATION}s), latency ($SCALE_LAT_USERS users, 2 × ${SCALE_LAT_DURATION}s), over budget ($SCALE_OVER_USERS users, $SCALE_LOGIN_RATE logins/s, ${SCALE_DURATION}s)"
+	# Its progress and the gateways' findings go to the terminal; its
+	# RESULT lines to scale.log for bench/report.
+	if ! USERS=$SCALE_USERS DURATION=$SCALE_DURATION LAT_USERS=$SCALE_LAT_USERS LAT_DURATION=$SCALE_LAT_DURATION \
+		OVER_USERS=$SCALE_OVER_USERS OVER_LOGIN_RATE=$SCALE_LOGIN_RATE ROWS="cluster latency over" \
+		TMPDIR=$TMP KEEP_TMP=${KEEP_TMP:-} bench/scale.sh >"$RAW/scale.log"; then
+		printf 'run.sh: bench/scale.sh failed (output above); the other results are still written\n' >&2
+		grep -q '^RESULT ' "$RAW/scale.log" || rm -f "$RAW/scale.log"
+	fi
+	"$REPORT" scale "$RAW/scale.log" >&2 || true
+fi
 
 # --- Go benchmarks of the middleware itself ---------------------------------------
 

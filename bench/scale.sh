@@ -3,24 +3,49 @@
 #
 # Issue 15's benchmark rows: wecom_auth at scale against the WeCom simulator.
 # Builds bin/caddy and bench/scalebench, starts one Caddy with the simulator
-# and the echo backend and three gateway Caddies sharing one file_system
+# and the echo backend and INSTANCES gateway Caddies sharing one file_system
 # storage (all on 127.0.0.1, ports picked from 19000–19999), runs
 # bench/scalebench against them and prints its figures; stops everything.
+# Rows 1 and 2 share one such cluster; row 3 gets a fresh one (its own
+# quota, users and storage).
 #
 #   1. cluster: USERS users, round-robin over the 3 gateways for DURATION s
 #      with recheck RECHECK; the simulator's user/get frequency_limit is 80 %
 #      of what the demand would need unshared (3 × USERS per RECHECK), and
 #      the gateways' quota is set to the same. Reports user/get per user per
 #      recheck (target ≤ 1.1) and the 45009s answered (target 0).
-#   2. latency: the same users, LAT_DURATION s with a fast user/get, then
-#      LAT_DURATION s with `latency user/get 300ms` (PUT /sim/limits, no
-#      frequency limit): p99 of the protected requests (target: within 5 ms).
-#      Each after SETTLE s of the same load, not measured, so that the users
-#      are steady: the first recheck after signing in is not in the window.
+#   2. latency: LAT_USERS of the same users, LAT_DURATION s with a fast
+#      user/get, then LAT_DURATION s with `latency user/get 300ms` (PUT
+#      /sim/limits, no frequency limit): p99 of the protected requests
+#      (target: within 5 ms). Each after SETTLE s of the same load, not
+#      measured, so that the users are steady: the first recheck after
+#      signing in is not in the window.
+#   3. over: OVER_USERS steady users (one request a second each, as above)
+#      need OVER_USERS user/get per RECHECK; the gateways' quota is a third
+#      of that (OVER_QUOTA per RECHECK, every API) and the simulator's
+#      frequency_limit for every API is the same number, so any overspend by
+#      the gateways shows as 45009. stale_grace STALE_GRACE covers the run.
+#      The steady users sign in first (within the budget: a 503 is tried
+#      again after its Retry-After), then SETTLE s unmeasured, then
+#      OVER_DURATION s measured while new users sign in at OVER_LOGIN_RATE
+#      a second (users n0000 …, each once). Targets: 0 45009, 0 failed
+#      protected requests, logins served (none answered 503); reports
+#      logins/s against what the budget leaves them, and user/get in the
+#      busiest RECHECK window against the quota.
+#
+# Each row's RESULT line (on stdout, for bench/report) starts with the row's
+# name (cluster, fast, slow, over), then at= (unix seconds when it started),
+# load= (the load average then, 1/5/15 min), cpus=, instances= (and, row 1,
+# limit=), then scalebench's fields.
 #
 # Environment, with defaults: USERS 1000, DURATION 60, RECHECK 10 (seconds),
-# INTERVAL 1s (each user's time between requests), LAT_DURATION 40,
-# SETTLE RECHECK+2, ROWS "cluster latency" (the rows to run), INSTANCES 3, QUOTA (the gateways' user/get quota per RECHECK; default the simulator's limit), KEEP_TMP (set: keep the temporary directory with the logs).
+# INTERVAL 1s (each user's time between requests), LAT_USERS USERS,
+# LAT_DURATION 40, SETTLE RECHECK+2, ROWS "cluster latency over" (the rows to
+# run), INSTANCES 3, QUOTA (the gateways' user/get quota per RECHECK in rows
+# 1–2; default the simulator's limit), OVER_USERS 300, OVER_QUOTA
+# OVER_USERS/3, OVER_DURATION DURATION, OVER_LOGIN_RATE 1 (per second),
+# STALE_GRACE 10m, KEEP_TMP (set: keep the temporary directory with the
+# logs).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -29,20 +54,34 @@ USERS=${USERS:-1000}
 DURATION=${DURATION:-60}
 RECHECK=${RECHECK:-10}
 INTERVAL=${INTERVAL:-1s}
+LAT_USERS=${LAT_USERS:-$USERS}
 LAT_DURATION=${LAT_DURATION:-40}
 SETTLE=${SETTLE:-$((RECHECK + 2))}
-ROWS=${ROWS:-cluster latency}
+ROWS=${ROWS:-cluster latency over}
 INSTANCES=${INSTANCES:-3}
+OVER_USERS=${OVER_USERS:-300}
+OVER_QUOTA=${OVER_QUOTA:-$((OVER_USERS / 3))}
+OVER_DURATION=${OVER_DURATION:-$DURATION}
+OVER_LOGIN_RATE=${OVER_LOGIN_RATE:-1}
+STALE_GRACE=${STALE_GRACE:-10m}
 
 say() { printf '\n== %s\n' "$*" >&2; }
 die() { printf 'scale.sh: %s\n' "$*" >&2 && exit 1; }
 command -v curl >/dev/null 2>&1 || die "needs curl"
+for r in $ROWS; do
+	case $r in cluster | latency | over) ;; *) die "unknown row $r (ROWS: cluster latency over)" ;; esac
+done
+[ "$LAT_USERS" -le "$USERS" ] || die "LAT_USERS ($LAT_USERS) must be at most USERS ($USERS)"
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/wecomgate-scale.XXXXXX")
 PIDS=()
-cleanup() {
+stop_all() {
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
 	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+	PIDS=()
+}
+cleanup() {
+	stop_all
 	if [ -n "${KEEP_TMP:-}" ]; then printf 'scale.sh: kept %s\n' "$TMP" >&2; else rm -rf "$TMP"; fi
 }
 trap cleanup EXIT
@@ -68,64 +107,9 @@ free_port() { # VAR: a port in 19000–19999 nothing listens on
 	done
 	die "found no free port"
 }
-free_port SIM
-free_port BACKEND
-GW_PORTS=()
-for i in $(seq "$INSTANCES"); do free_port gwp && GW_PORTS+=("$gwp"); done
 
 SECRET=bench-secret-$RANDOM$RANDOM
 CORP_ID=ww7f3a9c2e5b81d046
-UNSHARED=$((INSTANCES * USERS))  # user/get per recheck if each instance checked on its own
-LIMIT=$((UNSHARED * 8 / 10))
-QUOTA=${QUOTA:-$LIMIT} # the gateways' quota per RECHECK
-
-{
-	cat <<CF
-{
-	admin off
-	persist_config off
-}
-http://127.0.0.1:$BACKEND {
-	header Content-Type application/json
-	respond \`{"backend":"echo","user":"{header.X-WeCom-UserId}"}\` 200
-}
-http://127.0.0.1:$SIM {
-	wecom_simulator {
-		dev_path /sim
-		frequency_limit user/get $LIMIT ${RECHECK}s 60s
-		corp acme {
-			corp_id $CORP_ID
-			secret $SECRET
-CF
-	for i in $(seq 0 $((USERS - 1))); do
-		printf '\t\t\tuser s%04d\n' "$i"
-	done
-	printf '\t\t}\n\t}\n}\n'
-} >"$TMP/sim.Caddyfile"
-
-cat >"$TMP/gateway.Caddyfile" <<CF
-{
-	admin off
-	persist_config off
-	storage file_system $TMP/storage
-}
-http://127.0.0.1:{\$GW_PORT} {
-	wecom_auth {
-		api_base http://127.0.0.1:$SIM
-		corp acme {
-			corp_id $CORP_ID
-			secret $SECRET
-		}
-		recheck ${RECHECK}s
-		quota $QUOTA ${RECHECK}s
-	}
-	reverse_proxy 127.0.0.1:$BACKEND {
-		transport http {
-			keepalive_idle_conns_per_host 512
-		}
-	}
-}
-CF
 
 start_caddy() { # name config port [env…]
 	local name=$1 conf=$2 port=$3
@@ -141,27 +125,122 @@ start_caddy() { # name config port [env…]
 	tail -20 "$TMP/$name.log" >&2
 	die "$name did not start on port $port"
 }
-say "starting the simulator (:$SIM, user/get limit $LIMIT per ${RECHECK}s), the backend (:$BACKEND) and $INSTANCES gateways (:${GW_PORTS[*]}) sharing $TMP/storage"
-start_caddy sim "$TMP/sim.Caddyfile" "$SIM"
-GWS=""
-for i in "${!GW_PORTS[@]}"; do
-	start_caddy "gateway$i" "$TMP/gateway.Caddyfile" "${GW_PORTS[$i]}" GW_PORT="${GW_PORTS[$i]}"
-	GWS+="${GWS:+,}http://127.0.0.1:${GW_PORTS[$i]}"
-done
+
+# start_cluster NAME USERS LOGIN_USERS LIMITS QUOTA [gateway lines]: the
+# simulator (users s0000 … and n0000 …, the frequency_limit lines LIMITS)
+# with the backend, and INSTANCES gateways with `quota QUOTA RECHECKs` and
+# the extra wecom_auth lines, on a fresh storage $TMP/NAME.storage; logs in
+# $TMP/NAME.*.log. Sets SIM and GWS (the gateways' URLs, comma-separated).
+start_cluster() {
+	local name=$1 users=$2 login_users=$3 limits=$4 quota=$5 extra=${6:-} i
+	free_port SIM
+	free_port BACKEND
+	local ports=() gwp
+	for i in $(seq "$INSTANCES"); do free_port gwp && ports+=("$gwp"); done
+	{
+		cat <<CF
+{
+	admin off
+	persist_config off
+}
+http://127.0.0.1:$BACKEND {
+	header Content-Type application/json
+	respond \`{"backend":"echo","user":"{header.X-WeCom-UserId}"}\` 200
+}
+http://127.0.0.1:$SIM {
+	wecom_simulator {
+		dev_path /sim
+$limits
+		corp acme {
+			corp_id $CORP_ID
+			secret $SECRET
+CF
+		for i in $(seq 0 $((users - 1))); do printf '\t\t\tuser s%04d\n' "$i"; done
+		for i in $(seq 0 $((login_users - 1))); do printf '\t\t\tuser n%04d\n' "$i"; done
+		printf '\t\t}\n\t}\n}\n'
+	} >"$TMP/$name.sim.Caddyfile"
+	cat >"$TMP/$name.gateway.Caddyfile" <<CF
+{
+	admin off
+	persist_config off
+	storage file_system $TMP/$name.storage
+}
+http://127.0.0.1:{\$GW_PORT} {
+	wecom_auth {
+		api_base http://127.0.0.1:$SIM
+		corp acme {
+			corp_id $CORP_ID
+			secret $SECRET
+		}
+		recheck ${RECHECK}s
+		quota $quota ${RECHECK}s
+$extra
+	}
+	reverse_proxy 127.0.0.1:$BACKEND {
+		transport http {
+			keepalive_idle_conns_per_host 512
+		}
+	}
+}
+CF
+	say "starting the simulator (:$SIM, ${limits//$'\t'/}), the backend (:$BACKEND) and $INSTANCES gateways (:${ports[*]}, quota $quota per ${RECHECK}s) sharing $TMP/$name.storage"
+	start_caddy "$name.sim" "$TMP/$name.sim.Caddyfile" "$SIM"
+	GWS=""
+	for i in "${!ports[@]}"; do
+		start_caddy "$name.gateway$i" "$TMP/$name.gateway.Caddyfile" "${ports[$i]}" GW_PORT="${ports[$i]}"
+		GWS+="${GWS:+,}http://127.0.0.1:${ports[$i]}"
+	done
+}
+
+# row NAME [key=value…]: prefixes scalebench's RESULT line with the row's
+# name, when it started, the load average then, the gateways and any other
+# fields given.
+row() {
+	local name=$1 at load
+	shift
+	at=$(date +%s)
+	load=$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' /)
+	sed "s|^RESULT |RESULT $name at=$at load=$load cpus=$(nproc) instances=$INSTANCES${*:+ $*} |"
+}
 
 echo "machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(uname -sr), $(go env GOVERSION), commit $(git rev-parse --short HEAD), $(date -u '+%Y-%m-%d %H:%M UTC')"
-SB=("$TMP/scalebench" -gateways "$GWS" -sim "http://127.0.0.1:$SIM" -users "$USERS" -interval "$INTERVAL" -recheck "${RECHECK}s")
-
-if [[ " $ROWS " == *" cluster "* ]]; then
-say "1. cluster: $USERS users, round-robin over $INSTANCES gateways, ${DURATION}s, recheck ${RECHECK}s, simulator user/get limit $LIMIT per ${RECHECK}s (80 % of $UNSHARED)"
-"${SB[@]}" -d "${DURATION}s" | sed 's/^RESULT /RESULT cluster /'
-fi
-[[ " $ROWS " == *" latency "* ]] || exit 0
-
 JSON=(-H 'Content-Type: application/json')
-say "2a. latency: fast user/get, ${LAT_DURATION}s"
-curl -sf -X PUT "${JSON[@]}" -d '{"limits":[],"latency":[]}' "http://127.0.0.1:$SIM/sim/limits"
-"${SB[@]}" -d "${LAT_DURATION}s" -settle "${SETTLE}s" | sed 's/^RESULT /RESULT fast /'
-say "2b. latency: user/get 300ms, ${LAT_DURATION}s"
-curl -sf -X PUT "${JSON[@]}" -d '{"limits":[],"latency":[{"endpoint":"user/get","delay":"300ms"}]}' "http://127.0.0.1:$SIM/sim/limits"
-"${SB[@]}" -d "${LAT_DURATION}s" -settle "${SETTLE}s" | sed 's/^RESULT /RESULT slow /'
+want() { [[ " $ROWS " == *" $1 "* ]]; }
+
+if want cluster || want latency; then
+	UNSHARED=$((INSTANCES * USERS)) # user/get per recheck if each instance checked on its own
+	LIMIT=$((UNSHARED * 8 / 10))
+	start_cluster scale "$USERS" 0 "		frequency_limit user/get $LIMIT ${RECHECK}s 60s" "${QUOTA:-$LIMIT}"
+	SB=("$TMP/scalebench" -gateways "$GWS" -sim "http://127.0.0.1:$SIM" -interval "$INTERVAL" -recheck "${RECHECK}s")
+	if want cluster; then
+		say "1. cluster: $USERS users, round-robin over $INSTANCES gateways, ${DURATION}s, recheck ${RECHECK}s, simulator user/get limit $LIMIT per ${RECHECK}s (80 % of $UNSHARED)"
+		"${SB[@]}" -users "$USERS" -d "${DURATION}s" | row cluster "limit=$LIMIT"
+	fi
+	if want latency; then
+		say "2a. latency: $LAT_USERS users, fast user/get, ${LAT_DURATION}s"
+		curl -sf -X PUT "${JSON[@]}" -d '{"limits":[],"latency":[]}' "http://127.0.0.1:$SIM/sim/limits"
+		"${SB[@]}" -users "$LAT_USERS" -d "${LAT_DURATION}s" -settle "${SETTLE}s" | row fast
+		say "2b. latency: $LAT_USERS users, user/get 300ms, ${LAT_DURATION}s"
+		curl -sf -X PUT "${JSON[@]}" -d '{"limits":[],"latency":[{"endpoint":"user/get","delay":"300ms"}]}' "http://127.0.0.1:$SIM/sim/limits"
+		"${SB[@]}" -users "$LAT_USERS" -d "${LAT_DURATION}s" -settle "${SETTLE}s" | row slow
+	fi
+	stop_all
+fi
+
+if want over; then
+	LOGIN_USERS=$(awk -v r="$OVER_LOGIN_RATE" -v d="$OVER_DURATION" 'BEGIN { n = r * d; print (n == int(n) ? n : int(n) + 1) + 1 }')
+	start_cluster over "$OVER_USERS" "$LOGIN_USERS" "		frequency_limit * $OVER_QUOTA ${RECHECK}s 60s" "$OVER_QUOTA" "		stale_grace $STALE_GRACE"
+	# A gateway counts the others once its heartbeat has seen them (every
+	# 5 s): until then it would take the whole quota for its share.
+	sleep 11
+	say "3. over budget: $OVER_USERS users need $OVER_USERS user/get per ${RECHECK}s; quota and simulator limit $OVER_QUOTA per ${RECHECK}s for every API; $OVER_LOGIN_RATE new users signing in per second; ${OVER_DURATION}s after ${SETTLE}s settling"
+	"$TMP/scalebench" -gateways "$GWS" -sim "http://127.0.0.1:$SIM" -interval "$INTERVAL" -recheck "${RECHECK}s" \
+		-users "$OVER_USERS" -d "${OVER_DURATION}s" -settle "${SETTLE}s" \
+		-login-rate "$OVER_LOGIN_RATE" -login-prefix n -login-users "$LOGIN_USERS" -quota "$OVER_QUOTA" | row over
+	# What the gateways said about it.
+	for f in "$TMP"/over.gateway*.log; do
+		printf '%s: %s 45009 warnings, %s logins refused (%s wecom_unavailable), %s errors\n' "${f##*/}" \
+			"$(grep -c '45009' "$f" || true)" "$(grep -c '"login refused"' "$f" || true)" \
+			"$(grep -c '"result":"wecom_unavailable"' "$f" || true)" "$(grep -c '"level":"error"' "$f" || true)" >&2
+	done
+fi

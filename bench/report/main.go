@@ -6,6 +6,7 @@
 //	report check DIR/load.bearer.1.raw   one run's progress line; exit 1 if it had errors, 3 if disturbed
 //	report tables DIR                    the two HTTP tables (Markdown)
 //	report results DIR                   the whole of results.md
+//	report scale FILE                    the scale rows' section alone, from bench/scale.sh's output
 //
 // DIR is the raw directory run.sh fills (kept with KEEP_TMP=1, as
 // $TMP/raw):
@@ -15,6 +16,7 @@
 //	light.ROW.ROUND.raw     a light-load wrk run
 //	login.raw               bench/loginbench's run
 //	go.*.log                `go test -bench` output, when the Go benchmarks ran
+//	scale.log               bench/scale.sh's output (RESULT lines of issue 15's rows), when they ran
 //
 // A .raw file is what the program printed (wrk --latency, or loginbench's
 // RESULT line), between @before and @after lines holding /proc/PID/stat of
@@ -27,12 +29,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 const usage = `usage:
   report check FILE.raw   print one run's progress line; exit 1 if it had errors, 3 if it was disturbed
   report tables DIR       print the HTTP tables of a raw directory
   report results DIR      print results.md for a raw directory
+  report scale FILE       print the scale rows' section of results.md from bench/scale.sh's output
 `
 
 // errDisturbed marks a run during which other programs took more than
@@ -70,6 +74,15 @@ func main() {
 		var d *dataset
 		if d, err = readDir(arg); err == nil {
 			out, err = results(d)
+		}
+	case "scale":
+		var b []byte
+		if b, err = os.ReadFile(arg); err == nil {
+			var runs []scaleRun
+			if runs, err = parseScale(string(b)); err == nil && len(runs) == 0 {
+				err = fmt.Errorf("%s: no RESULT lines", arg)
+			}
+			out = strings.TrimPrefix(scaleSection(runs), "\n")
 		}
 	default:
 		fmt.Fprint(os.Stderr, usage)

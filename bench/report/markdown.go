@@ -189,8 +189,8 @@ Under light load ({{.LIGHT_CONNS}} connections, each pausing 2–6 ms between re
 
 {{.Light}}
 {{.GoSection}}
-Whole run: {{.Seconds}} s of load.
-`))
+Whole run: {{.Seconds}} s of load{{if .ScaleSection}} (the scale rows below not included){{end}}.
+{{.ScaleSection}}`))
 
 // metaKeys are the meta entries results.md quotes as they are.
 var metaKeys = []string{"CPUS", "KERNEL", "GO_VERSION", "COMMIT", "THREADS", "CONNS", "DURATION", "ROUNDS", "WARMUP",
@@ -206,7 +206,7 @@ func results(d *dataset) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	v := map[string]string{"Table": table, "Light": light, "GoSection": goSection(d)}
+	v := map[string]string{"Table": table, "Light": light, "GoSection": goSection(d), "ScaleSection": scaleSection(d.scale)}
 	for _, k := range metaKeys {
 		s, ok := d.meta[k]
 		if !ok {

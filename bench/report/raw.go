@@ -271,6 +271,7 @@ type dataset struct {
 	load, light map[string][]run // by row key
 	login       login
 	goLogs      map[string]string // go.session.log, …: absent without the Go benchmarks
+	scale       []scaleRun        // scale.log: absent without bench/scale.sh's rows
 }
 
 func readDir(dir string) (*dataset, error) {
@@ -305,6 +306,9 @@ func readDir(dir string) (*dataset, error) {
 		}
 	}
 	if d.login, err = readLogin(filepath.Join(dir, "login.raw"), tick); err != nil {
+		return nil, err
+	}
+	if d.scale, err = readScale(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
 	for _, name := range []string{"go.session.log", "go.protected.log", "go.memory.log", "go.cluster.log"} {
