@@ -70,13 +70,17 @@ type priority int
 
 const (
 	prioBackground priority = iota // refresh ahead: nobody waits
-	prioRecheck                    // a user's request waits (or passes within stale_grace)
+	prioStale                      // a recheck whose user passes on stale facts if refused
+	prioRecheck                    // a user's request waits, with nothing within stale_grace
 	prioLogin                      // a sign-in: nothing else can admit the user
 )
 
 // shareOf is the part of an instance's share a priority may spend: logins
-// all of it, rechecks leave a tenth for logins, background refreshes a
-// quarter.
+// all of it, rechecks with nothing to fall back on leave a tenth for
+// logins, the calls someone can do without (background refreshes, rechecks
+// of users who would pass on stale facts) a quarter. Those also yield
+// altogether while logins are being refused (loginsWait): the room that
+// frees as calls leave the window goes to the logins trying again.
 func shareOf(p priority, share int) int {
 	switch p {
 	case prioLogin:
@@ -87,12 +91,17 @@ func shareOf(p priority, share int) int {
 	return share * 3 / 4
 }
 
+// yields tells whether p gives way to logins being refused.
+func (p priority) yields() bool { return p < prioRecheck }
+
 func (p priority) String() string {
 	switch p {
 	case prioLogin:
 		return "login"
 	case prioRecheck:
 		return "recheck"
+	case prioStale:
+		return "recheck_stale"
 	}
 	return "background"
 }
@@ -193,6 +202,16 @@ type apiBudget struct {
 	// Concurrency after a 45033: limit 0 is none.
 	inFlight, limit int
 	lowered         time.Time
+	// loginsWait: until then a login refused here tries again, and the
+	// calls that can be done without yield to it.
+	loginsWait time.Time
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // budgets holds every corp's API budgets of one API base (in shared).
@@ -280,6 +299,11 @@ func (h *Handler) spend(ctx context.Context, c *corp, endpoint string, p priorit
 		b.mu.Lock()
 		a := b.api(key, h.quotaLimits())
 		if wait, ok := b.roomLocked(a, p, now); !ok {
+			if p == prioLogin {
+				// Until the login tries again, and a little longer (a tenth
+				// of the shortest window), what frees up is kept for it.
+				a.loginsWait = maxTime(a.loginsWait, now.Add(wait+time.Duration(a.limits[0].Window)/10))
+			}
 			b.mu.Unlock()
 			metrics.deferred.WithLabelValues(c.name, endpoint, p.String()).Inc()
 			return &errNoBudget{endpoint: endpoint, prio: p, retryAfter: wait, instances: h.cluster.Instances()}
@@ -386,6 +410,9 @@ func (h *Handler) declareBudgets() {
 // roomLocked tells whether a call at p fits every window now, or how long
 // until it would.
 func (b *budgets) roomLocked(a *apiBudget, p priority, now time.Time) (time.Duration, bool) {
+	if p.yields() && now.Before(a.loginsWait) {
+		return a.loginsWait.Sub(now), false
+	}
 	var wait time.Duration
 	ok := true
 	for _, l := range a.limits {

@@ -152,11 +152,21 @@ func (h *Handler) noteFailure(q *factQuery, last *fact) {
 }
 
 func (h *Handler) staleOr(f *fact, now time.Time, err error) (*fact, error) {
-	if f != nil && !f.checkedAt.IsZero() && now.Sub(f.checkedAt) < time.Duration(h.StaleGrace) {
+	if h.staleUsable(f, now) {
 		return f, nil
 	}
 	return nil, err
 }
+
+// staleUsable tells whether f may still be served when WeCom cannot be
+// asked (stale_grace).
+func (h *Handler) staleUsable(f *fact, now time.Time) bool {
+	return f != nil && !f.checkedAt.IsZero() && now.Sub(f.checkedAt) < time.Duration(h.StaleGrace)
+}
+
+// hasStale tells whether a recheck that the budget refuses would still
+// pass its user on last: such a recheck can give way to logins.
+func (h *Handler) hasStale(last *fact) bool { return h.staleUsable(last, h.now()) }
 
 // refresh gets a newer answer than last: from storage if another instance
 // asked within `recheck`, else from WeCom. One flight per answer and
@@ -179,8 +189,12 @@ func (h *Handler) flight(ctx context.Context, q *factQuery, last *fact, key stri
 		if q.prio == prioBackground && !h.claim(ctx, q) {
 			return nil, errClaimed
 		}
+		prio := q.prio
+		if prio == prioRecheck && h.hasStale(last) {
+			prio = prioStale // refused, the user passes on last (staleOr)
+		}
 		var val any
-		err := h.spend(ctx, q.corp, q.kind.endpoint, q.prio, func(ctx context.Context) error {
+		err := h.spend(ctx, q.corp, q.kind.endpoint, prio, func(ctx context.Context) error {
 			var err error
 			val, err = q.ask(ctx)
 			return err

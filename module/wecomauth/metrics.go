@@ -58,7 +58,7 @@ func initMetrics() {
 		}, []string{"event", "result"})
 		metrics.deferred = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Name: "deferred_calls_total",
-			Help: "WeCom calls not made because this instance's share of the quota was spent (by priority: login, recheck, background) or a 45009 paused the API (paused).",
+			Help: "WeCom calls not made because this instance's share of the quota was spent (by priority: login, recheck, recheck_stale, background; the last two also while a refused login waits) or a 45009 paused the API (paused).",
 		}, []string{"corp", "endpoint", "reason"})
 		metrics.pauses = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Name: "quota_pauses_total",

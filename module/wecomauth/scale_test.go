@@ -454,3 +454,63 @@ func TestRefreshAheadCoversTheFirstRecheckAfterSignIn(t *testing.T) {
 		t.Errorf("%d user/get, want at most %d", n, most)
 	}
 }
+
+// Logins are served first even when the window is full of rechecks: a
+// login refused for the budget makes the calls that can be done without
+// (background refreshes, rechecks of users who pass on stale facts) give
+// way until it tries again, so the room that frees as calls leave the
+// window goes to it. Of a quota of 21 this lone instance's share is 20;
+// stale rechecks stop at 15.
+func TestStaleRechecksYieldToRefusedLogins(t *testing.T) {
+	g := newUnitGW(t, func(h *wecomauth.Handler) {
+		h.Recheck = caddy.Duration(scaleRecheck)
+		h.StaleGrace = caddy.Duration(3 * time.Hour)
+		h.Quota = []wecomauth.QuotaLimit{{Calls: 21, Window: caddy.Duration(time.Hour)}}
+	})
+	var toks []string
+	for i := range 10 {
+		u := fmt.Sprintf("staff%d", i)
+		if err := g.sim.SetUser("acme", wecomsim.User{UserID: u, Name: u, Departments: []int64{1}}); err != nil {
+			t.Fatal(err)
+		}
+		toks = append(toks, login(t, g, "acme", u)) // user/get 1–10
+	}
+	g.clock.Advance(scaleRecheck + time.Second)
+	for _, tok := range toks {
+		if rec, _ := g.get(t, "/api/x", tok); rec.Code != 200 {
+			t.Fatalf("recheck: %d %s", rec.Code, rec.Body)
+		}
+	}
+	if n := g.userGets(); n != 15 {
+		t.Fatalf("%d user/get, want 15: stale rechecks stop at three quarters of the share", n)
+	}
+	for range 5 {
+		login(t, g, "acme", "staff0") // user/get 16–20
+	}
+	r := g.send(t, http.MethodPost, "/wecom/login", `{"code":"`+g.mint(t, "acme", "staff0")+`"}`)
+	expectError(t, r, http.StatusServiceUnavailable, "wecom_unavailable")
+
+	// When the login was told to try again, the sign-ins' calls have left
+	// the window (10 in it now): a stale recheck coming first gives way
+	// (and passes), and the login gets in.
+	retry, err := strconv.Atoi(r.header.Get("Retry-After"))
+	if err != nil || retry < 60 {
+		t.Fatalf("Retry-After %q, want the time until the first calls leave the window", r.header.Get("Retry-After"))
+	}
+	g.clock.Advance(time.Duration(retry)*time.Second + time.Second)
+	if rec, _ := g.get(t, "/api/x", toks[9]); rec.Code != 200 {
+		t.Fatalf("stale recheck while a login waits: %d %s, want 200 on stale facts", rec.Code, rec.Body)
+	}
+	if n := g.userGets(); n != 20 {
+		t.Fatalf("%d user/get, want 20: a stale recheck spent while a refused login waited", n)
+	}
+	login(t, g, "acme", "staff1") // user/get 21
+	// Past the wait, rechecks spend again.
+	g.clock.Advance(7 * time.Minute)
+	if rec, _ := g.get(t, "/api/x", toks[9]); rec.Code != 200 {
+		t.Fatalf("recheck after the login: %d", rec.Code)
+	}
+	if n := g.userGets(); n != 22 {
+		t.Fatalf("%d user/get, want 22: once the login is served, rechecks spend again", n)
+	}
+}
