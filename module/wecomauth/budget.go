@@ -138,11 +138,13 @@ func (s *sliding) cur(now time.Time) int64 {
 	return b
 }
 
-// used is the calls of the buckets that overlap the last window.
+// used is the calls of the buckets that overlap the last window, and of
+// any later than now (a claim made with a time a little behind must not
+// leave out the calls made since).
 func (s *sliding) used(now time.Time) int {
 	cur, total := s.cur(now), 0
 	for i := range s.idx {
-		if s.idx[i] > cur-int64(len(s.idx)) && s.idx[i] <= cur {
+		if s.idx[i] > cur-int64(len(s.idx)) {
 			total += s.n[i]
 		}
 	}
@@ -207,6 +209,16 @@ type apiBudget struct {
 	loginsWait time.Time
 }
 
+func shortestWindow(limits []QuotaLimit) time.Duration {
+	var w time.Duration
+	for _, l := range limits {
+		if d := time.Duration(l.Window); w == 0 || d < w {
+			w = d
+		}
+	}
+	return w
+}
+
 func maxTime(a, b time.Time) time.Time {
 	if a.After(b) {
 		return a
@@ -235,7 +247,8 @@ type budgets struct {
 	wrote     time.Time // the claimedAt of the last write the others were read after
 	hold      time.Duration
 	mono      func() time.Time
-	stopped   bool // the instance left: no more calls
+	stopped   bool          // the instance left: no more calls
+	callMax   time.Duration // the longest a WeCom call takes (callBudget)
 }
 
 func newBudgets(apiBase string) *budgets {
@@ -302,7 +315,7 @@ func (h *Handler) spend(ctx context.Context, c *corp, endpoint string, p priorit
 			if p == prioLogin {
 				// Until the login tries again, and a little longer (a tenth
 				// of the shortest window), what frees up is kept for it.
-				a.loginsWait = maxTime(a.loginsWait, now.Add(wait+time.Duration(a.limits[0].Window)/10))
+				a.loginsWait = maxTime(a.loginsWait, now.Add(wait+shortestWindow(a.limits)/10))
 			}
 			b.mu.Unlock()
 			metrics.deferred.WithLabelValues(c.name, endpoint, p.String()).Inc()
@@ -316,8 +329,8 @@ func (h *Handler) spend(ctx context.Context, c *corp, endpoint string, p priorit
 			}
 		}
 		if a.limit == 0 || a.inFlight < a.limit {
-			for _, w := range a.windows {
-				w.add(now)
+			for _, l := range a.limits {
+				a.windows[time.Duration(l.Window)].add(now)
 			}
 			started = now
 			a.inFlight++
@@ -338,8 +351,8 @@ func (h *Handler) spend(ctx context.Context, c *corp, endpoint string, p priorit
 	err := call(ctx)
 	b.mu.Lock()
 	a := b.api(key, h.quotaLimits())
-	for _, w := range a.windows {
-		w.move(started, h.now())
+	for _, l := range a.limits {
+		a.windows[time.Duration(l.Window)].move(started, h.now())
 	}
 	a.inFlight--
 	var we *wecom.Error
@@ -358,10 +371,9 @@ func (h *Handler) spend(ctx context.Context, c *corp, endpoint string, p priorit
 	return err
 }
 
-// api is key's budget, made with limits if it is new (declare makes them
-// at Provision, so that a heartbeat claims them before the first call).
-// A reload that changes `quota` changes the limits of the budgets kept;
-// a new window starts counting then, its share at the next heartbeat.
+// api is key's budget, made with limits if it is new. The limits of a
+// budget kept are the newest config's (declareBudgets), whichever handler
+// spends.
 func (b *budgets) api(key string, limits []QuotaLimit) *apiBudget {
 	a := b.apis[key]
 	if a == nil {
@@ -373,21 +385,55 @@ func (b *budgets) api(key string, limits []QuotaLimit) *apiBudget {
 			granted: map[time.Duration]int{},
 		}
 		b.apis[key] = a
+		a.setLimits(limits)
 	}
+	return a
+}
+
+// setLimits makes limits a's, as a config is provisioned. A lower quota
+// holds at once for this instance (the others lower theirs at their next
+// heartbeat, having read its claim); a window no longer configured keeps
+// being claimed at what it spent until its calls have left it.
+func (a *apiBudget) setLimits(limits []QuotaLimit) {
 	a.limits = limits
 	for _, l := range limits {
 		win := time.Duration(l.Window)
 		if a.windows[win] == nil {
 			a.windows[win] = newSliding(win)
 		}
-		// A lower quota holds at once, not from the next heartbeat.
 		most := l.Calls - reserveOf(l.Calls)
 		a.granted[win] = min(a.granted[win], most)
 		if i, ok := a.intent[win]; ok {
 			a.intent[win] = min(i, most)
 		}
 	}
-	return a
+}
+
+// retiredLocked adds to out the claims of a's windows that are no longer
+// configured, at what they spent, and forgets those with nothing left.
+func (a *apiBudget) retiredLocked(now time.Time, out map[string]cluster.Claim) {
+	for win, w := range a.windows {
+		if a.limitOf(win) != nil {
+			continue
+		}
+		used := w.used(now)
+		if used == 0 {
+			delete(a.windows, win)
+			delete(a.intent, win)
+			delete(a.granted, win)
+			continue
+		}
+		out[claimName(a, win)] = cluster.Claim{Used: used, Share: used, Window: win}
+	}
+}
+
+func (a *apiBudget) limitOf(win time.Duration) *QuotaLimit {
+	for i := range a.limits {
+		if time.Duration(a.limits[i].Window) == win {
+			return &a.limits[i]
+		}
+	}
+	return nil
 }
 
 // budgetedEndpoints are the WeCom APIs that spend the budget (gettoken is
@@ -400,9 +446,10 @@ func (h *Handler) declareBudgets() {
 	b := h.shared.budgets
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.callMax = max(b.callMax, h.callBudget)
 	for _, c := range h.corps {
 		for _, e := range budgetedEndpoints {
-			b.api(c.id+"\x00"+e, h.quotaLimits())
+			b.api(c.id+"\x00"+e, h.quotaLimits()).setLimits(h.quotaLimits())
 		}
 	}
 }
@@ -493,6 +540,7 @@ func (b *budgets) Claims(now time.Time) map[string]cluster.Claim {
 			// Until the read that follows, the old grant still holds.
 			out[claimName(a, win)] = cluster.Claim{Used: a.windows[win].used(now), Share: max(intent, a.granted[win]), Window: win}
 		}
+		a.retiredLocked(now, out)
 	}
 	return out
 }
@@ -526,6 +574,7 @@ func (b *budgets) Granted(now time.Time) map[string]cluster.Claim {
 			win := time.Duration(l.Window)
 			out[claimName(a, win)] = cluster.Claim{Used: a.windows[win].used(now), Share: b.shareLocked(a, win), Window: win}
 		}
+		a.retiredLocked(now, out)
 	}
 	return out
 }
@@ -538,9 +587,8 @@ func (b *budgets) Leave(now time.Time) map[string]cluster.Claim {
 	b.stopped = true
 	out := make(map[string]cluster.Claim, 2*len(b.apis))
 	for _, a := range b.apis {
-		for _, l := range a.limits {
-			win := time.Duration(l.Window)
-			used := a.windows[win].used(now)
+		for win, w := range a.windows {
+			used := w.used(now)
 			out[claimName(a, win)] = cluster.Claim{Used: used, Share: used, Window: win}
 		}
 	}
@@ -572,7 +620,9 @@ func (b *budgets) fairLocked(a *apiBudget, l QuotaLimit, now time.Time) int {
 			n++
 		case p.Left && age < b.hold+win:
 			gone += c.Used
-		case !p.Left && age < b.hold+win:
+		case !p.Left && age < b.hold+b.callMax+win:
+			// It may start a call until a hold after its last write, and
+			// that call may reach WeCom up to callMax later.
 			gone += b.quietBound(a, p, c)
 		}
 	}

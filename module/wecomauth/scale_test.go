@@ -237,6 +237,7 @@ func TestQuotaMetrics(t *testing.T) {
 		}
 	}
 }
+
 // slowUserGet stands before the simulator as a WeCom whose user/get takes
 // latency on a clock of its own, which moves only when the test sets it
 // (the handler reads it too): a background refresh is in flight for that

@@ -73,6 +73,7 @@ type State struct {
 	syncMu   sync.Mutex    // one poll at a time
 	left     atomic.Bool   // the last heartbeat is written (leave.go)
 	soon     atomic.Bool   // a claimer is starved: poll again shortly
+	starved  atomic.Int32  // polls in a row that left a claimer nothing
 	sweeping atomic.Bool   // sweepFacts is running
 	stop     chan struct{}
 	done     chan struct{}

@@ -44,6 +44,8 @@ type peer struct {
 
 func newPeers() *peers { return &peers{m: map[string]*peer{}} }
 
+// The claimers are asked at the time of each step, not the poll's start:
+// calls made while storage answered slowly must be in the claims written.
 func (s *State) heartbeat(ctx context.Context, st certmagic.Storage, now time.Time) error {
 	if s.left.Load() {
 		return nil // its last record says it left (leave.go)
@@ -57,12 +59,12 @@ func (s *State) heartbeat(ctx context.Context, st certmagic.Storage, now time.Ti
 		}
 		peers := s.Peers()
 		for _, c := range fresh {
-			c.Read(now, peers, s.Hold())
+			c.Read(s.now(), peers, s.Hold())
 		}
 	}
-	claims := s.claimsOf(now, claimers)
+	claims := s.claimsOf(s.now(), claimers)
 	key := path.Join(instancesDir, s.id)
-	if err := st.Store(ctx, key, encodeBeat(now, beat{Claims: claims})); err != nil {
+	if err := s.storeBeat(ctx, st, key, now, claims); err != nil {
 		return err
 	}
 	s.markClaimed(claimers)
@@ -72,20 +74,45 @@ func (s *State) heartbeat(ctx context.Context, st certmagic.Storage, now time.Ti
 	peers := s.Peers()
 	granted := map[string]Claim{}
 	for _, c := range claimers {
-		c.Read(now, peers, s.Hold())
-		for k, v := range c.Granted(now) {
+		c.Read(s.now(), peers, s.Hold())
+		for k, v := range c.Granted(s.now()) {
 			granted[k] = v
 		}
 	}
+	s.noteStarved(granted)
+	if Lowered(claims, granted) {
+		return s.storeBeat(ctx, st, key, now, granted)
+	}
+	return nil
+}
+
+// storeBeat writes this instance's record, unless it has left meanwhile
+// (leave does not wait for a poll that hangs).
+func (s *State) storeBeat(ctx context.Context, st certmagic.Storage, key string, now time.Time, claims map[string]Claim) error {
+	if s.left.Load() {
+		return nil
+	}
+	return st.Store(ctx, key, encodeBeat(now, beat{Claims: claims}))
+}
+
+// starvedPolls bounds the fast polls of a starved claimer: a quota too
+// small to give every instance a call (20 a minute among 25) leaves some
+// at nothing for good, and they must not poll every second for ever.
+const starvedPolls = 10
+
+// noteStarved has the poll look again shortly while a claimer got
+// nothing: the others are making room at their next heartbeats.
+func (s *State) noteStarved(granted map[string]Claim) {
 	starved := false
 	for _, c := range granted {
 		starved = starved || c.Share == 0
 	}
-	s.soon.Store(starved) // poll again shortly: the others are making room
-	if Lowered(claims, granted) {
-		return st.Store(ctx, key, encodeBeat(now, beat{Claims: granted}))
+	if !starved {
+		s.starved.Store(0)
+		s.soon.Store(false)
+		return
 	}
-	return nil
+	s.soon.Store(s.starved.Add(1) <= starvedPolls)
 }
 
 // readPeers reads the others' heartbeats. Each is seen at this instance's

@@ -15,15 +15,26 @@ import (
 	"time"
 )
 
+// leaveWait is how long leaving waits for a poll under way.
+const leaveWait = 3 * time.Second
+
 // leave writes this instance's last heartbeat through l (best effort: a
 // record left behind stops counting as live after deadAfter polls anyway,
 // and its claims are then read as those of an instance that may have spent
-// up to its share). It waits for a poll under way, so that no heartbeat is
-// written over it.
+// up to its share). It waits a little for a poll under way, so that no
+// heartbeat is written over it; a poll that hangs on storage longer sees
+// left before it writes.
 func (s *State) leave(l *lent) {
-	s.syncMu.Lock()
-	defer s.syncMu.Unlock()
 	s.left.Store(true)
+	for deadline := time.Now().Add(leaveWait); ; time.Sleep(10 * time.Millisecond) {
+		if s.syncMu.TryLock() {
+			defer s.syncMu.Unlock()
+			break
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+	}
 	now := s.clock()
 	if l.now != nil {
 		now = l.now()
