@@ -234,15 +234,15 @@ type budgets struct {
 	// paused: corp id + "\x00" + endpoint → end of a 45009 pause.
 	paused map[string]time.Time
 	freed  chan struct{} // closed and replaced when a concurrency slot frees
-	// The other instances' claims as last read, when by the handler's
-	// clock (read), and how long a claim holds (cluster.State.Hold): that
+	// The other instances' claims as last read (once there is a view),
+	// and how long a claim holds (cluster.State.Hold): that
 	// long after its last claim was written (claimedAt, wrote), the others
 	// count this instance as gone, and it spends nothing until it writes
 	// and reads again. That is a matter of storage answering in real time,
 	// so it is timed by mono (time.Now; a test's moved clock jumps minutes
 	// between two polls).
 	peers     []cluster.Peer
-	read      time.Time
+	viewed    bool
 	claimedAt time.Time // the last Claims, just before its write
 	wrote     time.Time // the claimedAt of the last write the others were read after
 	hold      time.Duration
@@ -519,30 +519,24 @@ func (b *budgets) Claims(now time.Time) map[string]cluster.Claim {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.claimedAt = b.mono()
-	out := make(map[string]cluster.Claim, 2*len(b.apis))
-	for _, a := range b.apis {
-		for _, l := range a.limits {
-			win := time.Duration(l.Window)
-			// A share at most doubles from one heartbeat to the next,
-			// and is cut to what the others leave once they are read
-			// (Read; the heartbeat then writes the grant over this
-			// claim, so a claim on a view a poll old holds the room for
-			// a moment only). The first claim is made on a view just
-			// read: the cluster's first heartbeat reads before it
-			// writes, so a lone instance takes its part at once.
-			var intent int
-			if _, claimed := a.intent[win]; claimed {
-				intent = min(l.Calls-reserveOf(l.Calls), max(reserveOf(l.Calls), 2*a.granted[win]))
-			} else {
-				intent = b.fairLocked(a, l, now)
-			}
-			a.intent[win] = intent
-			// Until the read that follows, the old grant still holds.
-			out[claimName(a, win)] = cluster.Claim{Used: a.windows[win].used(now), Share: max(intent, a.granted[win]), Window: win}
+	return b.claimsLocked(now, func(a *apiBudget, l QuotaLimit) int {
+		win := time.Duration(l.Window)
+		// A share at most doubles from one heartbeat to the next, and is
+		// cut to what the others leave once they are read (Read; the
+		// heartbeat then writes the grant over this claim, so a claim on
+		// a view a poll old holds the room for a moment only). The first
+		// claim is made on a view just read: the cluster's first
+		// heartbeat reads before it writes, so a lone instance takes its
+		// part at once.
+		var intent int
+		if _, claimed := a.intent[win]; claimed {
+			intent = min(l.Calls-reserveOf(l.Calls), max(reserveOf(l.Calls), 2*a.granted[win]))
+		} else {
+			intent = b.fairLocked(a, l, now)
 		}
-		a.retiredLocked(now, out)
-	}
-	return out
+		a.intent[win] = intent
+		return max(intent, a.granted[win]) // until the read that follows, the old grant still holds
+	})
 }
 
 // Read implements cluster.Claimer: with the others' claims read after
@@ -551,7 +545,7 @@ func (b *budgets) Claims(now time.Time) map[string]cluster.Claim {
 func (b *budgets) Read(now time.Time, peers []cluster.Peer, hold time.Duration) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.peers, b.read, b.hold = peers, now, hold
+	b.peers, b.viewed, b.hold = peers, true, hold
 	if !b.claimedAt.IsZero() {
 		b.wrote = b.claimedAt // a first read, before any claim, confirms none
 	}
@@ -568,15 +562,9 @@ func (b *budgets) Read(now time.Time, peers []cluster.Peer, hold time.Duration) 
 func (b *budgets) Granted(now time.Time) map[string]cluster.Claim {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	out := make(map[string]cluster.Claim, 2*len(b.apis))
-	for _, a := range b.apis {
-		for _, l := range a.limits {
-			win := time.Duration(l.Window)
-			out[claimName(a, win)] = cluster.Claim{Used: a.windows[win].used(now), Share: b.shareLocked(a, win), Window: win}
-		}
-		a.retiredLocked(now, out)
-	}
-	return out
+	return b.claimsLocked(now, func(a *apiBudget, l QuotaLimit) int {
+		return b.shareLocked(a, time.Duration(l.Window))
+	})
 }
 
 // Leave implements cluster.Claimer: the instance leaves; it spends nothing
@@ -585,12 +573,22 @@ func (b *budgets) Leave(now time.Time) map[string]cluster.Claim {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.stopped = true
+	return b.claimsLocked(now, func(a *apiBudget, l QuotaLimit) int {
+		return a.windows[time.Duration(l.Window)].used(now)
+	})
+}
+
+// claimsLocked is every budget's claims: what each configured window has
+// spent, with share's answer as its share, and the windows no longer
+// configured at what they spent (retiredLocked).
+func (b *budgets) claimsLocked(now time.Time, share func(*apiBudget, QuotaLimit) int) map[string]cluster.Claim {
 	out := make(map[string]cluster.Claim, 2*len(b.apis))
 	for _, a := range b.apis {
-		for win, w := range a.windows {
-			used := w.used(now)
-			out[claimName(a, win)] = cluster.Claim{Used: used, Share: used, Window: win}
+		for _, l := range a.limits {
+			win := time.Duration(l.Window)
+			out[claimName(a, win)] = cluster.Claim{Used: a.windows[win].used(now), Share: share(a, l), Window: win}
 		}
+		a.retiredLocked(now, out)
 	}
 	return out
 }
@@ -602,7 +600,7 @@ func (b *budgets) Leave(now time.Time) map[string]cluster.Claim {
 func (b *budgets) fairLocked(a *apiBudget, l QuotaLimit, now time.Time) int {
 	q, win := l.Calls, time.Duration(l.Window)
 	reserve := reserveOf(q)
-	if b.read.IsZero() {
+	if !b.viewed {
 		return reserve
 	}
 	live, gone, n, unclaimed := 0, 0, 1, 0
