@@ -62,8 +62,9 @@ usage() { # the comment at the top, then the knobs
 EOF
 }
 
-say() { printf '\n== %s\n' "$*" >&2; }
-die() { printf 'run.sh: %s\n' "$*" >&2 && exit 1; }
+SCRIPT=run.sh
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 GO_BENCH=1
 SCALE=1
@@ -95,26 +96,9 @@ for t in curl wrk; do
 	command -v "$t" >/dev/null 2>&1 || die "needs $t, and installs nothing: install it (Debian/Ubuntu: apt-get install $t) and rerun"
 done
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/wecomgate-bench.XXXXXX")
+bench_tmp wecomgate-bench "Caddy logs; raw measurements in raw/"
 RAW=$TMP/raw
 mkdir "$RAW"
-PIDS=()
-stop_caddy() {
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-	PIDS=()
-}
-cleanup() {
-	stop_caddy
-	if [ -n "${KEEP_TMP:-}" ]; then
-		printf 'run.sh: kept %s (Caddy logs; raw measurements in raw/)\n' "$TMP" >&2
-	else
-		rm -rf "$TMP"
-	fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-export XDG_CONFIG_HOME=$TMP/config XDG_DATA_HOME=$TMP/data
 
 say "building bin/caddy, bench/loginbench and bench/report"
 go build -o bin/caddy ./caddy
@@ -166,16 +150,9 @@ done
 
 start_caddy() { # name port
 	"$CADDY" run --adapter caddyfile --config "bench/$1.Caddyfile" >"$TMP/$1.log" 2>&1 &
-	PIDS+=($!)
+	started $!
 	eval "PID_$1=$!"
-	local i
-	for i in $(seq 100); do
-		curl -s -o /dev/null "http://127.0.0.1:$2/" && return
-		kill -0 "${PIDS[-1]}" 2>/dev/null || break
-		sleep 0.2
-	done
-	tail -20 "$TMP/$1.log" >&2
-	die "the $1 Caddy did not start on port $2"
+	wait_listening "the $1 Caddy" "$2" "$TMP/$1.log"
 }
 say "starting Caddy: upstream (backend :$BENCH_BACKEND, simulator :$BENCH_SIM), front (bare :$BENCH_BARE, gateway :$BENCH_GW, forward_auth :$BENCH_FWD)"
 start_caddy upstream "$BENCH_BACKEND"
@@ -320,7 +297,7 @@ echo "T1=$(date +%s)" >>"$RAW/meta"
 # --- issue 15's rows: a cluster of gateways against the simulator ------------------
 
 if [ "$SCALE" = 1 ]; then
-	stop_caddy # frees the CPUs for them
+	stop_started # frees the CPUs for them
 	say "the scale rows (bench/scale.sh): cluster ($SCALE_USERS users, ${SCALE_DURATION}s), latency ($SCALE_LAT_USERS users, 2 × ${SCALE_LAT_DURATION}s), over budget ($SCALE_OVER_USERS users, $SCALE_LOGIN_RATE logins/s, ${SCALE_DURATION}s)"
 	# Its progress and the gateways' findings go to the terminal; its
 	# RESULT lines to scale.log for bench/report.
@@ -336,7 +313,7 @@ fi
 # --- Go benchmarks of the middleware itself ---------------------------------------
 
 if [ "$GO_BENCH" = 1 ]; then
-	stop_caddy # frees the CPUs for them
+	stop_started # frees the CPUs for them
 	say "Go benchmarks: the middleware in-process (module/wecomauth, module/internal/session)"
 	go_ok=1
 	go test -run '^$' -bench . -benchmem -count 1 ./module/internal/session/ >"$RAW/go.session.log" 2>&1 || go_ok=0

@@ -65,28 +65,16 @@ OVER_DURATION=${OVER_DURATION:-$DURATION}
 OVER_LOGIN_RATE=${OVER_LOGIN_RATE:-1}
 STALE_GRACE=${STALE_GRACE:-10m}
 
-say() { printf '\n== %s\n' "$*" >&2; }
-die() { printf 'scale.sh: %s\n' "$*" >&2 && exit 1; }
+SCRIPT=scale.sh
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 command -v curl >/dev/null 2>&1 || die "needs curl"
 for r in $ROWS; do
 	case $r in cluster | latency | over) ;; *) die "unknown row $r (ROWS: cluster latency over)" ;; esac
 done
 [ "$LAT_USERS" -le "$USERS" ] || die "LAT_USERS ($LAT_USERS) must be at most USERS ($USERS)"
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/wecomgate-scale.XXXXXX")
-PIDS=()
-stop_all() {
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-	PIDS=()
-}
-cleanup() {
-	stop_all
-	if [ -n "${KEEP_TMP:-}" ]; then printf 'scale.sh: kept %s\n' "$TMP" >&2; else rm -rf "$TMP"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-export XDG_CONFIG_HOME=$TMP/config XDG_DATA_HOME=$TMP/data
+bench_tmp wecomgate-scale
 
 say "building bin/caddy and bench/scalebench"
 go build -o bin/caddy ./caddy
@@ -115,15 +103,8 @@ start_caddy() { # name config port [env…]
 	local name=$1 conf=$2 port=$3
 	shift 3
 	env "$@" "$CADDY" run --adapter caddyfile --config "$conf" >"$TMP/$name.log" 2>&1 &
-	PIDS+=($!)
-	local i
-	for i in $(seq 100); do
-		curl -s -o /dev/null "http://127.0.0.1:$port/" && return
-		kill -0 "${PIDS[-1]}" 2>/dev/null || break
-		sleep 0.2
-	done
-	tail -20 "$TMP/$name.log" >&2
-	die "$name did not start on port $port"
+	started $!
+	wait_listening "$name" "$port" "$TMP/$name.log"
 }
 
 # start_cluster NAME USERS LOGIN_USERS LIMITS QUOTA [gateway lines]: the
@@ -224,7 +205,7 @@ if want cluster || want latency; then
 		curl -sf -X PUT "${JSON[@]}" -d '{"limits":[],"latency":[{"endpoint":"user/get","delay":"300ms"}]}' "http://127.0.0.1:$SIM/sim/limits"
 		"${SB[@]}" -users "$LAT_USERS" -d "${LAT_DURATION}s" -settle "${SETTLE}s" | row slow
 	fi
-	stop_all
+	stop_started
 fi
 
 if want over; then
