@@ -67,16 +67,29 @@ func (s *Simulator) serveDev(w http.ResponseWriter, r *http.Request) {
 	h(w, r)
 }
 
-func (s *Simulator) devCode(w http.ResponseWriter, r *http.Request) {
-	var in struct {
-		Corp   string `json:"corp"`
-		UserID string `json:"userid"`
-	}
+// corpUser is the body of the dev requests about one member.
+type corpUser struct {
+	Corp   string `json:"corp"`
+	UserID string `json:"userid"`
+}
+
+// decodeCorpUser reads a corpUser, whose userid is required; it has
+// answered the error when it reports false.
+func decodeCorpUser(w http.ResponseWriter, r *http.Request) (corpUser, bool) {
+	var in corpUser
 	if !decodeBody(w, r, &in) {
-		return
+		return in, false
 	}
 	if in.UserID == "" {
 		writeDevError(w, http.StatusBadRequest, "invalid_request", "userid is required")
+		return in, false
+	}
+	return in, true
+}
+
+func (s *Simulator) devCode(w http.ResponseWriter, r *http.Request) {
+	in, ok := decodeCorpUser(w, r)
+	if !ok {
 		return
 	}
 	code, err := s.MintCode(in.Corp, in.UserID)
@@ -584,15 +597,8 @@ func (s *Simulator) corpOf(key string) *corp {
 // devDeleteUser deletes a member, as WeCom's 删除成员: tags no longer list them, and the corp's
 // callback hears delete_user.
 func (s *Simulator) devDeleteUser(w http.ResponseWriter, r *http.Request) {
-	var in struct {
-		Corp   string `json:"corp"`
-		UserID string `json:"userid"`
-	}
-	if !decodeBody(w, r, &in) {
-		return
-	}
-	if in.UserID == "" {
-		writeDevError(w, http.StatusBadRequest, "invalid_request", "userid is required")
+	in, ok := decodeCorpUser(w, r)
+	if !ok {
 		return
 	}
 	c, u, err := s.deleteUser(in.Corp, in.UserID)
