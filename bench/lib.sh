@@ -48,3 +48,22 @@ wait_listening() {
 	tail -20 "$3" >&2
 	die "$1 did not start on port $2"
 }
+
+# free_port VAR LOW HIGH sets VAR to a TCP port in [LOW, HIGH) on
+# 127.0.0.1 that nothing listens on and that this script has not handed
+# out yet. Caddy is given fixed ports rather than binding port 0 and
+# reporting it, as one config must name another's.
+TAKEN=" "
+free_port() {
+	local p i
+	for i in $(seq 200); do
+		p=$(($2 + RANDOM % ($3 - $2)))
+		case $TAKEN in *" $p "*) continue ;; esac
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			TAKEN="$TAKEN$p "
+			printf -v "$1" '%s' "$p"
+			return
+		fi
+	done
+	die "found no free port"
+}

@@ -109,30 +109,13 @@ REPORT=$TMP/report
 
 # --- the two Caddy processes -----------------------------------------------------
 
-# free_port VAR sets VAR to a TCP port on 127.0.0.1 that nothing listens on
-# and that this run has not handed out yet, below the ephemeral range (so
-# that no outgoing connection takes it meanwhile). Caddy is given fixed
-# ports rather than binding port 0 and reporting it, as the front config
-# must name the upstream's.
-TAKEN=" "
+# The ports are below the ephemeral range, so that no outgoing
+# connection takes one meanwhile.
 { read -r EPHEMERAL_LOW _ </proc/sys/net/ipv4/ip_local_port_range; } 2>/dev/null || EPHEMERAL_LOW=32768
 [ "$EPHEMERAL_LOW" -gt 12000 ] || EPHEMERAL_LOW=61000
-free_port() {
-	local p i
-	for i in $(seq 200); do
-		p=$((10000 + RANDOM % (EPHEMERAL_LOW - 10000)))
-		case $TAKEN in *" $p "*) continue ;; esac
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			TAKEN="$TAKEN$p "
-			printf -v "$1" '%s' "$p"
-			return
-		fi
-	done
-	die "found no free port"
-}
 # The Caddyfiles read their ports, secrets and users from these.
 for v in BENCH_BACKEND BENCH_SIM BENCH_BARE BENCH_HDR BENCH_GW BENCH_FWD; do
-	free_port "$v"
+	free_port "$v" 10000 "$EPHEMERAL_LOW"
 	export "$v"
 done
 export BENCH_SECRET=bench-secret-$RANDOM$RANDOM

@@ -81,20 +81,7 @@ go build -o bin/caddy ./caddy
 go build -o "$TMP/scalebench" ./bench/scalebench
 CADDY=$ROOT/bin/caddy
 
-TAKEN=" "
-free_port() { # VAR: a port in 19000–19999 nothing listens on
-	local p i
-	for i in $(seq 200); do
-		p=$((19000 + RANDOM % 1000))
-		case $TAKEN in *" $p "*) continue ;; esac
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			TAKEN="$TAKEN$p "
-			printf -v "$1" '%s' "$p"
-			return
-		fi
-	done
-	die "found no free port"
-}
+port() { free_port "$1" 19000 20000; } # VAR: a port in 19000–19999
 
 SECRET=bench-secret-$RANDOM$RANDOM
 CORP_ID=ww7f3a9c2e5b81d046
@@ -114,10 +101,10 @@ start_caddy() { # name config port [env…]
 # $TMP/NAME.*.log. Sets SIM and GWS (the gateways' URLs, comma-separated).
 start_cluster() {
 	local name=$1 users=$2 login_users=$3 limits=$4 quota=$5 extra=${6:-} i
-	free_port SIM
-	free_port BACKEND
+	port SIM
+	port BACKEND
 	local ports=() gwp
-	for i in $(seq "$INSTANCES"); do free_port gwp && ports+=("$gwp"); done
+	for i in $(seq "$INSTANCES"); do port gwp && ports+=("$gwp"); done
 	{
 		cat <<CF
 {
